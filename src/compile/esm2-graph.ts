@@ -1,0 +1,170 @@
+// The ESM-2 forward pass (fair-esm esm/model/esm2.py) as an ONNX graph, one function per block.
+// The residual stream, LayerNorms and softmax stay in float32; MatMuls run in the compute type.
+import type { GraphBuilder } from './onnx-graph.js';
+import type { ComputeType, WeightSource } from './weights.js';
+import { GraphWeights } from './weights.js';
+import { plainSelfAttention, rotaryTables, type RotaryTables } from './attention.js';
+import { fusedSelfAttention } from './attention-fused.js';
+import { ContactAccumulator } from './contact-head.js';
+
+export interface Esm2Shape {
+  hiddenSize: number;
+  numLayers: number;
+  numHeads: number;
+  intermediateSize: number;
+  layerNormEps: number;
+  tokenDropout: boolean;
+  maskTokenId: number;
+  padTokenId: number;
+  clsTokenId: number;
+  eosTokenId: number;
+  vocabSize: number;
+}
+
+export interface GraphOptions {
+  /** 'contacts' adds the contact head (needs explicit attention probabilities). */
+  variant: 'default' | 'contacts';
+  computeType: ComputeType;
+  /** Use ORT contrib ops (RotaryEmbedding, MultiHeadAttention) where no probabilities are needed. */
+  fusedAttention: boolean;
+}
+
+/** fair-esm's token dropout: the training mask ratio 0.15 × 0.8. */
+const MASK_RATIO_TRAIN = 0.15 * 0.8;
+
+/** Tensors every block needs: built once from input_ids. */
+export interface SequenceContext {
+  inputIds: string;
+  /** [B, 1, 1, T] float32: 0 for real keys, −inf for padding. */
+  keyPaddingBias: string;
+  /** [B, T] int32: 1 = keep, 0 = pad (the fused attention's mask). */
+  keyPaddingMask: string;
+  /** [T] int64: 0 … T−1. */
+  positions: string;
+  /** [B, T] int64 position ids (the fused rotary op's input). */
+  positionIds: string;
+  rotary: RotaryTables;
+}
+
+export async function buildEsm2Graph(g: GraphBuilder, source: WeightSource, shape: Esm2Shape, opts: GraphOptions): Promise<void> {
+  const w = new GraphWeights(g, source, opts.computeType);
+  const inputIds = g.input('input_ids', 'int64', ['batch', 'tokens']);
+  const ctx = await sequenceContext(g, w, shape, inputIds);
+
+  let x = await embeddings(g, w, shape, inputIds);
+  g.output(x, 'hidden_0', 'float32', ['batch', 'tokens', shape.hiddenSize]);
+
+  // The contact head needs attention probabilities, which only the plain attention exposes.
+  const contacts = opts.variant === 'contacts' ? await ContactAccumulator.create(g, w, shape, inputIds, ctx.positions) : null;
+  const fused = opts.fusedAttention && !contacts;
+  for (let layer = 0; layer < shape.numLayers; layer++) {
+    x = await transformerLayer(g, w, shape, ctx, x, layer, contacts, fused);
+    if (layer + 1 < shape.numLayers) g.output(x, `hidden_${layer + 1}`, 'float32', ['batch', 'tokens', shape.hiddenSize]);
+  }
+  const last = await layerNorm(g, w, x, 'encoder.emb_layer_norm_after', shape);
+  g.output(last, `hidden_${shape.numLayers}`, 'float32', ['batch', 'tokens', shape.hiddenSize]);
+
+  const logits = await lmHead(g, w, shape, last);
+  g.output(logits, 'logits', 'float32', ['batch', 'tokens', shape.vocabSize]);
+  if (contacts) g.output(await contacts.finish(), 'contacts', 'float32', ['batch', 'tokens', 'tokens']);
+}
+
+async function sequenceContext(g: GraphBuilder, w: GraphWeights, shape: Esm2Shape, inputIds: string): Promise<SequenceContext> {
+  const isPad = g.node('Equal', [inputIds, g.scalar(shape.padTokenId, 'int64')], { prefix: 'is_pad' });
+  const negInf = g.scalar(-Infinity);
+  const zero = g.scalar(0);
+  const bias2d = g.node('Where', [isPad, negInf, zero], { prefix: 'key_padding_bias_2d' });
+  const keyPaddingBias = g.node('Unsqueeze', [bias2d, g.ints([1, 2])], { prefix: 'key_padding_bias' });
+  const keyPaddingMask = g.node('Cast', [g.node('Not', [isPad])], { attrs: { to: 6 }, prefix: 'key_padding_mask' });
+
+  const tokens = g.node('Gather', [g.node('Shape', [inputIds]), g.scalar(1, 'int64')], { prefix: 'num_tokens' });
+  const positions = g.node('Range', [g.scalar(0, 'int64'), tokens, g.scalar(1, 'int64')], { prefix: 'positions' });
+  const positionIds = g.node('Expand', [g.node('Unsqueeze', [positions, g.ints([0])]), g.node('Shape', [inputIds])], { prefix: 'position_ids' });
+  const rotary = await rotaryTables(g, w, shape, positions);
+  return { inputIds, keyPaddingBias, keyPaddingMask, positions, positionIds, rotary };
+}
+
+/** Token embeddings with token-dropout rescaling and padding rows zeroed (ESM2.forward). */
+async function embeddings(g: GraphBuilder, w: GraphWeights, shape: Esm2Shape, inputIds: string): Promise<string> {
+  const E = shape.hiddenSize;
+  const table = await w.float32('embeddings.word_embeddings.weight', [shape.vocabSize, E]);
+  const x = g.node('Gather', [table, inputIds], { prefix: 'embed_tokens' });
+  const notPad = g.node('Cast', [g.node('Not', [g.node('Equal', [inputIds, g.scalar(shape.padTokenId, 'int64')])])], { attrs: { to: 1 } });
+  let rowScale = notPad;
+  if (shape.tokenDropout) {
+    const isMask = g.node('Cast', [g.node('Equal', [inputIds, g.scalar(shape.maskTokenId, 'int64')])], { attrs: { to: 1 }, prefix: 'is_mask' });
+    const masked = g.node('ReduceSum', [isMask, g.ints([1])], { attrs: { keepdims: 1 } });
+    const real = g.node('ReduceSum', [notPad, g.ints([1])], { attrs: { keepdims: 1 } });
+    const observed = g.node('Div', [masked, real], { prefix: 'mask_ratio_observed' });
+    const scale = g.node('Div', [g.scalar(1 - MASK_RATIO_TRAIN), g.node('Sub', [g.scalar(1), observed])], { prefix: 'token_dropout_scale' });
+    const keep = g.node('Mul', [notPad, g.node('Sub', [g.scalar(1), isMask])]);
+    rowScale = g.node('Mul', [keep, scale], { prefix: 'row_scale' });
+  }
+  return g.node('Mul', [x, g.node('Unsqueeze', [rowScale, g.ints([2])])], { prefix: 'embeddings' });
+}
+
+/** Pre-LayerNorm transformer block: x + attn(LN(x)), then x + fc2(gelu(fc1(LN(x)))). */
+async function transformerLayer(
+  g: GraphBuilder,
+  w: GraphWeights,
+  shape: Esm2Shape,
+  ctx: SequenceContext,
+  x: string,
+  layer: number,
+  contacts: ContactAccumulator | null,
+  fused: boolean,
+): Promise<string> {
+  const prefix = `encoder.layer.${layer}`;
+  const normed = toCompute(g, w, await layerNorm(g, w, x, `${prefix}.attention.LayerNorm`, shape));
+  const attention = fused
+    ? await fusedSelfAttention(g, w, shape, ctx, normed, layer)
+    : await plainSelfAttention(g, w, shape, ctx, normed, layer, contacts);
+  const afterAttention = g.node('Add', [x, toFloat32(g, w, attention)], { prefix: `layer${layer}/residual_attn` });
+
+  const normed2 = toCompute(g, w, await layerNorm(g, w, afterAttention, `${prefix}.LayerNorm`, shape));
+  const fc1 = await w.linear(`${prefix}.intermediate.dense`, [{ prefix: `${prefix}.intermediate.dense` }], shape.hiddenSize, shape.intermediateSize);
+  const hidden = gelu(g, w, g.node('Add', [g.node('MatMul', [normed2, fc1.weight]), fc1.bias]));
+  const fc2 = await w.linear(`${prefix}.output.dense`, [{ prefix: `${prefix}.output.dense` }], shape.intermediateSize, shape.hiddenSize);
+  const ffn = g.node('Add', [g.node('MatMul', [hidden, fc2.weight]), fc2.bias]);
+  return g.node('Add', [afterAttention, toFloat32(g, w, ffn)], { prefix: `layer${layer}/residual_ffn` });
+}
+
+/** LM head: dense → gelu → LayerNorm → tied decoder + bias. */
+async function lmHead(g: GraphBuilder, w: GraphWeights, shape: Esm2Shape, x: string): Promise<string> {
+  const E = shape.hiddenSize;
+  const dense = await w.linear('lm_head.dense', [{ prefix: 'lm_head.dense' }], E, E);
+  const h = gelu(g, w, g.node('Add', [g.node('MatMul', [toCompute(g, w, x), dense.weight]), dense.bias]));
+  const normed = toCompute(g, w, await layerNorm(g, w, toFloat32(g, w, h), 'lm_head.layer_norm', shape));
+  const decoder = await w.read('lm_head.decoder.weight');
+  const decoderT = new Float32Array(E * shape.vocabSize);
+  for (let v = 0; v < shape.vocabSize; v++) for (let e = 0; e < E; e++) decoderT[e * shape.vocabSize + v] = decoder[v * E + e];
+  const weight = await w.compute('lm_head.decoder.weight', [E, shape.vocabSize], decoderT);
+  const decoded = toFloat32(g, w, g.node('MatMul', [normed, weight], { prefix: 'lm_head/decoded' }));
+  return g.node('Add', [decoded, await w.float32('lm_head.bias', [shape.vocabSize])], { prefix: 'lm_head/logits' });
+}
+
+/** LayerNormalization in float32 (stash_type 1) over the last axis. */
+export async function layerNorm(g: GraphBuilder, w: GraphWeights, x: string, prefix: string, shape: Esm2Shape): Promise<string> {
+  const E = shape.hiddenSize;
+  const gamma = await w.float32(`${prefix}.weight`, [E]);
+  const beta = await w.float32(`${prefix}.bias`, [E]);
+  return g.node('LayerNormalization', [x, gamma, beta], {
+    attrs: { axis: -1, epsilon: { float: shape.layerNormEps }, stash_type: 1 },
+    prefix: `${prefix}/out`,
+  });
+}
+
+/** Exact erf GELU, as fair-esm's `gelu` (ORT fuses MatMul + bias + this into BiasGelu). */
+function gelu(g: GraphBuilder, w: GraphWeights, x: string): string {
+  const type = w.computeType;
+  const erf = g.node('Erf', [g.node('Div', [x, g.scalar(Math.SQRT2, type)])]);
+  return g.node('Mul', [g.node('Mul', [x, g.scalar(0.5, type)]), g.node('Add', [erf, g.scalar(1, type)])], { prefix: 'gelu' });
+}
+
+export function toCompute(g: GraphBuilder, w: GraphWeights, x: string): string {
+  return w.computeType === 'float16' ? g.node('Cast', [x], { attrs: { to: 10 } }) : x;
+}
+
+export function toFloat32(g: GraphBuilder, w: GraphWeights, x: string): string {
+  return w.computeType === 'float16' ? g.node('Cast', [x], { attrs: { to: 1 } }) : x;
+}

@@ -1,0 +1,152 @@
+// Compiles a checkpoint into an ONNX graph (+ external weights) once, and caches it on disk keyed
+// by checkpoint content, graph options and the compiler's own code, so a restart loads directly.
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Esm2Checkpoint } from '../model/checkpoint.js';
+import { ExternalDataWriter } from './external-data.js';
+import { buildEsm2Graph, type Esm2Shape } from './esm2-graph.js';
+import { GraphBuilder } from './onnx-graph.js';
+import { CONTRIB_DOMAIN } from './attention-fused.js';
+
+export type Variant = 'default' | 'contacts';
+export type Precision = 'fp32' | 'fp16';
+
+export interface CompileOptions {
+  variant: Variant;
+  precision: Precision;
+  /** ORT contrib-op attention in the default variant (default true). */
+  fusedAttention?: boolean;
+  /** Defaults to $ESM2_COMPILE_CACHE or ~/.cache/esm2-serve/compiled. */
+  cacheDir?: string;
+}
+
+export interface CompiledModel {
+  onnxPath: string;
+  variant: Variant;
+  precision: Precision;
+  fusedAttention: boolean;
+  numLayers: number;
+  hiddenSize: number;
+  numHeads: number;
+  vocabSize: number;
+  padTokenId: number;
+  clsTokenId: number;
+  eosTokenId: number;
+  maskTokenId: number;
+  outputs: string[];
+  cacheKey: string;
+  /** False when the graph came from the cache. */
+  compiled: boolean;
+  compileMs: number;
+}
+
+const MANIFEST = 'manifest.json';
+
+export function defaultCompileCacheDir(): string {
+  return process.env.ESM2_COMPILE_CACHE || join(homedir(), '.cache', 'esm2-serve', 'compiled');
+}
+
+export function esm2Shape(checkpoint: Esm2Checkpoint): Esm2Shape {
+  const { config, tokenizer } = checkpoint;
+  return {
+    hiddenSize: config.hiddenSize,
+    numLayers: config.numLayers,
+    numHeads: config.numHeads,
+    intermediateSize: config.intermediateSize,
+    layerNormEps: config.layerNormEps,
+    tokenDropout: config.tokenDropout,
+    maskTokenId: config.maskTokenId,
+    padTokenId: config.padTokenId,
+    clsTokenId: tokenizer.clsId,
+    eosTokenId: tokenizer.eosId,
+    vocabSize: config.vocabSize,
+  };
+}
+
+export function graphOutputs(shape: Esm2Shape, variant: Variant): string[] {
+  const hidden = Array.from({ length: shape.numLayers + 1 }, (_, k) => `hidden_${k}`);
+  return ['logits', ...hidden, ...(variant === 'contacts' ? ['contacts'] : [])];
+}
+
+export async function compileCheckpoint(checkpoint: Esm2Checkpoint, options: CompileOptions): Promise<CompiledModel> {
+  const fusedAttention = options.fusedAttention ?? true;
+  const cacheDir = options.cacheDir ?? defaultCompileCacheDir();
+  const shape = esm2Shape(checkpoint);
+  const cacheKey = createHash('sha256')
+    .update(JSON.stringify({ checkpoint: await checkpoint.fingerprint(), variant: options.variant, precision: options.precision, fusedAttention, compiler: await compilerVersion() }))
+    .digest('hex')
+    .slice(0, 32);
+  const finalDir = join(cacheDir, cacheKey);
+  const describe = (compiled: boolean, compileMs: number): CompiledModel => ({
+    onnxPath: join(finalDir, 'model.onnx'),
+    variant: options.variant,
+    precision: options.precision,
+    fusedAttention,
+    numLayers: shape.numLayers,
+    hiddenSize: shape.hiddenSize,
+    numHeads: shape.numHeads,
+    vocabSize: shape.vocabSize,
+    padTokenId: shape.padTokenId,
+    clsTokenId: shape.clsTokenId,
+    eosTokenId: shape.eosTokenId,
+    maskTokenId: shape.maskTokenId,
+    outputs: graphOutputs(shape, options.variant),
+    cacheKey,
+    compiled,
+    compileMs,
+  });
+  // The manifest is written last inside a private directory that is renamed into place, so a
+  // directory with a manifest is always complete, even with several processes compiling at once.
+  if (existsSync(join(finalDir, MANIFEST))) return describe(false, 0);
+
+  const started = performance.now();
+  await mkdir(cacheDir, { recursive: true });
+  const workDir = join(cacheDir, `.${cacheKey}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  await mkdir(workDir);
+  try {
+    const data = new ExternalDataWriter(join(workDir, 'model.onnx.data'));
+    const g = new GraphBuilder(data);
+    try {
+      await buildEsm2Graph(g, checkpoint, shape, { variant: options.variant, computeType: options.precision === 'fp16' ? 'float16' : 'float32', fusedAttention });
+    } finally {
+      data.close();
+    }
+    const bytes = g.encode({
+      graphName: `esm2_${options.variant}_${options.precision}`,
+      opsets: { '': 17, [CONTRIB_DOMAIN]: 1 },
+      metadata: { checkpoint: checkpoint.dir, variant: options.variant, precision: options.precision },
+    });
+    await writeFile(join(workDir, 'model.onnx'), bytes);
+    const compileMs = performance.now() - started;
+    await writeFile(join(workDir, MANIFEST), JSON.stringify({ ...describe(true, compileMs), onnxPath: 'model.onnx' }, null, 2));
+    try {
+      await rename(workDir, finalDir);
+    } catch (err) {
+      // Another process finished the same graph first: use its copy.
+      if (!existsSync(join(finalDir, MANIFEST))) throw err;
+      await rm(workDir, { recursive: true, force: true });
+      return describe(false, 0);
+    }
+    return describe(true, compileMs);
+  } catch (err) {
+    await rm(workDir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+let cachedCompilerVersion: Promise<string> | null = null;
+
+/** A hash of this directory's compiled code: any change to the compiler invalidates old graphs. */
+export function compilerVersion(): Promise<string> {
+  cachedCompilerVersion ??= (async () => {
+    const dir = dirname(fileURLToPath(import.meta.url));
+    const hash = createHash('sha256');
+    for (const file of (await readdir(dir)).filter((f) => f.endsWith('.js')).sort()) hash.update(file).update(await readFile(join(dir, file)));
+    return hash.digest('hex').slice(0, 16);
+  })();
+  return cachedCompilerVersion;
+}

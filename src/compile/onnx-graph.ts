@@ -1,0 +1,191 @@
+// A small builder over the ONNX protobuf classes of `onnx-proto` (protobufjs): nodes, typed
+// inputs/outputs, small inline constants, and large initializers stored as ONNX external data.
+import onnxProto from 'onnx-proto';
+import type { ExternalDataWriter } from './external-data.js';
+import { float32ToFloat16 } from '../model/float-formats.js';
+
+const { onnx } = onnxProto;
+type NodeProto = InstanceType<typeof onnx.NodeProto>;
+type TensorProto = InstanceType<typeof onnx.TensorProto>;
+type ValueInfoProto = InstanceType<typeof onnx.ValueInfoProto>;
+type AttributeProto = InstanceType<typeof onnx.AttributeProto>;
+
+export const DataType = onnx.TensorProto.DataType;
+export type ElemType = 'float32' | 'float16' | 'int64' | 'int32' | 'bool';
+
+const elemTypeCode: Record<ElemType, number> = {
+  float32: DataType.FLOAT,
+  float16: DataType.FLOAT16,
+  int64: DataType.INT64,
+  int32: DataType.INT32,
+  bool: DataType.BOOL,
+};
+
+/** A dimension: a fixed size or a symbolic name such as "batch". */
+export type Dim = number | string;
+export type AttrValue = number | number[] | string | { float: number } | { floats: number[] };
+
+/** Tensor data kept in memory: Float32 for float32, raw IEEE halves (Uint16) for float16. */
+export type TensorData = Float32Array | Uint16Array | BigInt64Array | Int32Array;
+
+export class GraphBuilder {
+  private readonly nodes: NodeProto[] = [];
+  private readonly initializers: TensorProto[] = [];
+  private readonly inputs: ValueInfoProto[] = [];
+  private readonly outputs: ValueInfoProto[] = [];
+  private readonly usedNames = new Set<string>();
+  private counter = 0;
+  /** Small constants are shared: one initializer per distinct (type, dims, values). */
+  private readonly constants = new Map<string, string>();
+
+  constructor(private readonly externalData: ExternalDataWriter | null) {}
+
+  /** A fresh tensor name with a readable prefix (e.g. "layer3/attn/q"). */
+  name(prefix: string): string {
+    let candidate = prefix;
+    while (this.usedNames.has(candidate)) candidate = `${prefix}_${++this.counter}`;
+    this.usedNames.add(candidate);
+    return candidate;
+  }
+
+  input(name: string, type: ElemType, dims: Dim[]): string {
+    this.usedNames.add(name);
+    this.inputs.push(valueInfo(name, type, dims));
+    return name;
+  }
+
+  /** Declares `tensor` as a graph output named `name` (through an Identity when renamed). */
+  output(tensor: string, name: string, type: ElemType, dims: Dim[]): void {
+    if (tensor !== name) this.node('Identity', [tensor], { outputs: [name] });
+    this.outputs.push(valueInfo(name, type, dims));
+  }
+
+  /**
+   * Appends a node; returns its first output's name. `outputs` may name outputs explicitly,
+   * otherwise one output is named after `prefix` (or the op type).
+   */
+  node(
+    opType: string,
+    inputs: string[],
+    opts: { attrs?: Record<string, AttrValue>; outputs?: string[]; prefix?: string; domain?: string } = {},
+  ): string {
+    const outputs = opts.outputs ?? [this.name(opts.prefix ?? opType.toLowerCase())];
+    for (const out of outputs) this.usedNames.add(out);
+    this.nodes.push(
+      onnx.NodeProto.create({
+        opType,
+        domain: opts.domain ?? '',
+        name: this.name(`node/${outputs[0]}`),
+        input: inputs,
+        output: outputs,
+        attribute: Object.entries(opts.attrs ?? {}).map(([key, value]) => attribute(key, value)),
+      }),
+    );
+    return outputs[0];
+  }
+
+  /** Every output of a multi-output node. */
+  nodeMulti(opType: string, inputs: string[], count: number, opts: { attrs?: Record<string, AttrValue>; prefix?: string; domain?: string } = {}): string[] {
+    const outputs = Array.from({ length: count }, (_, i) => this.name(`${opts.prefix ?? opType.toLowerCase()}_${i}`));
+    this.node(opType, inputs, { ...opts, outputs });
+    return outputs;
+  }
+
+  /** A small tensor stored inline in the graph (shapes, scalars, axes). */
+  constant(prefix: string, type: ElemType, dims: number[], values: number[]): string {
+    const key = `${type}|${dims.join(',')}|${values.join(',')}`;
+    const existing = this.constants.get(key);
+    if (existing) return existing;
+    const name = this.name(prefix);
+    this.initializers.push(inlineTensor(name, type, dims, values));
+    this.constants.set(key, name);
+    return name;
+  }
+
+  scalar(value: number, type: ElemType = 'float32'): string {
+    return this.constant(`const_${type}_${String(value).replace(/[^0-9a-z]/gi, '_')}`, type, [], [value]);
+  }
+
+  ints(values: number[]): string {
+    return this.constant(`const_i64_${values.join('_').replace(/-/g, 'm')}`, 'int64', [values.length], values);
+  }
+
+  /** A weight: written to the external data file when there is one, else inline. */
+  weight(name: string, type: 'float32' | 'float16', dims: number[], data: Float32Array | Uint16Array): string {
+    const tensorName = this.name(name);
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    const tensor = onnx.TensorProto.create({ name: tensorName, dataType: elemTypeCode[type], dims });
+    if (this.externalData) {
+      const { offset, length } = this.externalData.append(bytes);
+      tensor.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
+      tensor.externalData = [
+        { key: 'location', value: this.externalData.fileName },
+        { key: 'offset', value: String(offset) },
+        { key: 'length', value: String(length) },
+      ];
+    } else {
+      tensor.rawData = bytes;
+    }
+    this.initializers.push(tensor);
+    return tensorName;
+  }
+
+  encode(opts: { graphName: string; opsets: Record<string, number>; metadata: Record<string, string>; docString?: string }): Uint8Array {
+    const model = onnx.ModelProto.create({
+      irVersion: 8,
+      producerName: 'esm2-serve',
+      docString: opts.docString ?? '',
+      opsetImport: Object.entries(opts.opsets).map(([domain, version]) => ({ domain, version })),
+      metadataProps: Object.entries(opts.metadata).map(([key, value]) => ({ key, value })),
+      graph: onnx.GraphProto.create({
+        name: opts.graphName,
+        node: this.nodes,
+        initializer: this.initializers,
+        input: this.inputs,
+        output: this.outputs,
+      }),
+    });
+    return onnx.ModelProto.encode(model).finish();
+  }
+}
+
+function valueInfo(name: string, type: ElemType, dims: Dim[]): ValueInfoProto {
+  return onnx.ValueInfoProto.create({
+    name,
+    type: {
+      tensorType: {
+        elemType: elemTypeCode[type],
+        shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
+      },
+    },
+  });
+}
+
+function inlineTensor(name: string, type: ElemType, dims: number[], values: number[]): TensorProto {
+  let data: TensorData | Uint8Array;
+  switch (type) {
+    case 'float32': data = Float32Array.from(values); break;
+    case 'float16': data = float32ToFloat16(Float32Array.from(values)); break;
+    case 'int64': data = BigInt64Array.from(values, (v) => BigInt(v)); break;
+    case 'int32': data = Int32Array.from(values); break;
+    case 'bool': data = Uint8Array.from(values, (v) => (v ? 1 : 0)); break;
+  }
+  return onnx.TensorProto.create({
+    name,
+    dataType: elemTypeCode[type],
+    dims,
+    rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+  });
+}
+
+function attribute(name: string, value: AttrValue): AttributeProto {
+  const T = onnx.AttributeProto.AttributeType;
+  if (typeof value === 'number') {
+    if (!Number.isInteger(value)) throw new Error(`attribute ${name}: use { float } for non-integers`);
+    return onnx.AttributeProto.create({ name, type: T.INT, i: value });
+  }
+  if (typeof value === 'string') return onnx.AttributeProto.create({ name, type: T.STRING, s: new TextEncoder().encode(value) });
+  if (Array.isArray(value)) return onnx.AttributeProto.create({ name, type: T.INTS, ints: value });
+  if ('float' in value) return onnx.AttributeProto.create({ name, type: T.FLOAT, f: value.float });
+  return onnx.AttributeProto.create({ name, type: T.FLOATS, floats: value.floats });
+}
