@@ -1,0 +1,24 @@
+// The `esm2` command line: only registration here; each command lives in its own file.
+import { readFileSync } from 'node:fs';
+import { Command } from 'commander';
+import { registerInitRandom } from './init-random.js';
+
+// Compiled to dist/src/cli/main.js, three levels below the package root.
+const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const program = new Command('esm2').description('ESM-2 protein language model inference').version(pkg.version);
+
+registerInitRandom(program);
+
+program
+  .command('serve')
+  .description('start the HTTP inference server')
+  .action(() => {
+    console.log('esm2 serve: the HTTP server arrives with the service issue; nothing to run yet.');
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  // Checkpoint and sequence errors are one-line messages meant for the user; no stack trace.
+  console.error(`esm2: ${err instanceof Error ? err.message : String(err)}`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,135 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { CheckpointError } from './errors.js';
+
+/** The subset of the HF `EsmConfig` that the ESM-2 forward pass depends on. */
+export interface EsmConfig {
+  hiddenSize: number;
+  numLayers: number;
+  numHeads: number;
+  intermediateSize: number;
+  layerNormEps: number;
+  tokenDropout: boolean;
+  maskTokenId: number;
+  padTokenId: number;
+  vocabSize: number;
+  maxPositionEmbeddings: number;
+}
+
+export const CONFIG_FILE = 'config.json';
+
+/** Per-head width; rotary embeddings need it even. */
+export function headDim(config: EsmConfig): number {
+  return config.hiddenSize / config.numHeads;
+}
+
+/**
+ * Validates a parsed HF `config.json`. Anything this server cannot run faithfully is refused here,
+ * naming the field, rather than producing silently wrong numbers later.
+ */
+export function parseEsmConfig(raw: unknown, file: string): EsmConfig {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new CheckpointError(file, 'expected a JSON object');
+  }
+  const obj = raw as Record<string, unknown>;
+  const fail = (field: string, problem: string): never => {
+    throw new CheckpointError(file, `field "${field}": ${problem}`);
+  };
+
+  const int = (field: string, min: number): number => {
+    const v = obj[field];
+    if (v === undefined || v === null) return fail(field, 'missing');
+    if (typeof v !== 'number' || !Number.isInteger(v)) return fail(field, `expected an integer, found ${JSON.stringify(v)}`);
+    if (v < min) return fail(field, `must be at least ${min}, found ${v}`);
+    return v;
+  };
+
+  // Refuse other architectures first: their errors explain more than a missing numeric field would.
+  if (obj.model_type !== undefined && obj.model_type !== 'esm') {
+    fail('model_type', `expected "esm", found ${JSON.stringify(obj.model_type)}`);
+  }
+  if (obj.is_folding_model === true) {
+    fail('is_folding_model', 'ESMFold checkpoints are not supported; use an ESM-2 language model checkpoint');
+  }
+  const positions = obj.position_embedding_type;
+  if (positions === undefined) fail('position_embedding_type', 'missing (ESM-2 requires "rotary")');
+  if (positions !== 'rotary') {
+    fail(
+      'position_embedding_type',
+      `expected "rotary", found ${JSON.stringify(positions)}; ESM-1b/ESM-1v use absolute positions and are not ESM-2`,
+    );
+  }
+  if (obj.emb_layer_norm_before === true) {
+    fail('emb_layer_norm_before', 'true is an ESM-1b-style embedding LayerNorm; ESM-2 has none (must be false)');
+  }
+  if (obj.hidden_act !== undefined && obj.hidden_act !== 'gelu') {
+    fail('hidden_act', `expected "gelu", found ${JSON.stringify(obj.hidden_act)}`);
+  }
+
+  const hiddenSize = int('hidden_size', 1);
+  const numLayers = int('num_hidden_layers', 1);
+  const numHeads = int('num_attention_heads', 1);
+  const intermediateSize = int('intermediate_size', 1);
+  const vocabSize = int('vocab_size', 1);
+  const maxPositionEmbeddings = int('max_position_embeddings', 3);
+  const maskTokenId = int('mask_token_id', 0);
+  const padTokenId = int('pad_token_id', 0);
+
+  if (hiddenSize % numHeads !== 0) {
+    fail('hidden_size', `${hiddenSize} is not divisible by num_attention_heads ${numHeads}`);
+  }
+  if ((hiddenSize / numHeads) % 2 !== 0) {
+    fail('num_attention_heads', `head size ${hiddenSize}/${numHeads} = ${hiddenSize / numHeads} is odd; rotary embeddings need an even head size`);
+  }
+  if (maskTokenId >= vocabSize) fail('mask_token_id', `${maskTokenId} is outside the vocabulary (vocab_size ${vocabSize})`);
+  if (padTokenId >= vocabSize) fail('pad_token_id', `${padTokenId} is outside the vocabulary (vocab_size ${vocabSize})`);
+
+  const eps = obj.layer_norm_eps;
+  if (eps === undefined || eps === null) fail('layer_norm_eps', 'missing');
+  if (typeof eps !== 'number' || !Number.isFinite(eps) || eps <= 0 || eps >= 1) {
+    fail('layer_norm_eps', `expected a small positive number, found ${JSON.stringify(eps)}`);
+  }
+  // token_dropout changes the embedding scale, so a silent default would give wrong numbers.
+  const tokenDropout = obj.token_dropout;
+  if (typeof tokenDropout !== 'boolean') {
+    fail('token_dropout', tokenDropout === undefined ? 'missing' : `expected true or false, found ${JSON.stringify(tokenDropout)}`);
+  }
+
+  return {
+    hiddenSize,
+    numLayers,
+    numHeads,
+    intermediateSize,
+    layerNormEps: eps as number,
+    tokenDropout: tokenDropout as boolean,
+    maskTokenId,
+    padTokenId,
+    vocabSize,
+    maxPositionEmbeddings,
+  };
+}
+
+/** Reads and validates `<dir>/config.json`. */
+export async function loadConfig(dir: string): Promise<EsmConfig> {
+  const file = path.join(dir, CONFIG_FILE);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new CheckpointError(file, describeReadError(err));
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new CheckpointError(file, `invalid JSON (${(err as Error).message})`);
+  }
+  return parseEsmConfig(raw, file);
+}
+
+/** "not found" for ENOENT, the system message otherwise. */
+export function describeReadError(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  if (e.code === 'ENOENT') return 'not found';
+  return `cannot be read (${e.message})`;
+}

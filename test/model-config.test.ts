@@ -1,0 +1,87 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import { loadConfig, parseEsmConfig } from '../src/model/config.js';
+import { CheckpointError } from '../src/model/errors.js';
+import { fixtureModelDir } from './helpers/paths.js';
+import { tempDir } from './helpers/temp-dir.js';
+
+const fixtureRaw = JSON.parse(readFileSync(path.join(fixtureModelDir, 'config.json'), 'utf8')) as Record<string, unknown>;
+
+function refused(edit: (c: Record<string, unknown>) => void, field: string, detail?: RegExp): void {
+  const raw = structuredClone(fixtureRaw);
+  edit(raw);
+  assert.throws(
+    () => parseEsmConfig(raw, 'some/config.json'),
+    (err: unknown) => {
+      assert.ok(err instanceof CheckpointError, String(err));
+      assert.equal(err.file, 'some/config.json');
+      assert.ok(err.message.startsWith('some/config.json: '), err.message);
+      assert.ok(err.message.includes(`"${field}"`), `message should name ${field}: ${err.message}`);
+      assert.ok(!err.message.includes('\n'));
+      if (detail) assert.match(err.message, detail);
+      return true;
+    },
+  );
+}
+
+describe('parseEsmConfig', () => {
+  test('reads the fixture config', () => {
+    assert.deepEqual(parseEsmConfig(fixtureRaw, 'config.json'), {
+      hiddenSize: 32,
+      numLayers: 2,
+      numHeads: 4,
+      intermediateSize: 128,
+      layerNormEps: 1e-5,
+      tokenDropout: true,
+      maskTokenId: 32,
+      padTokenId: 1,
+      vocabSize: 33,
+      maxPositionEmbeddings: 1026,
+    });
+  });
+
+  test('refuses absolute position embeddings (ESM-1b/ESM-1v)', () => {
+    refused((c) => (c.position_embedding_type = 'absolute'), 'position_embedding_type', /ESM-1b\/ESM-1v use absolute positions/);
+    refused((c) => delete c.position_embedding_type, 'position_embedding_type', /missing/);
+  });
+
+  test('refuses each unsupported setting, naming the field', () => {
+    refused((c) => (c.emb_layer_norm_before = true), 'emb_layer_norm_before');
+    refused((c) => (c.hidden_size = 30), 'hidden_size', /not divisible by num_attention_heads 4/);
+    refused((c) => Object.assign(c, { hidden_size: 36, num_attention_heads: 12 }), 'num_attention_heads', /odd/);
+    refused((c) => (c.hidden_act = 'relu'), 'hidden_act');
+    refused((c) => (c.is_folding_model = true), 'is_folding_model');
+    refused((c) => (c.model_type = 'bert'), 'model_type');
+    refused((c) => (c.mask_token_id = 33), 'mask_token_id', /outside the vocabulary/);
+  });
+
+  test('refuses missing and non-numeric fields', () => {
+    for (const field of ['hidden_size', 'num_hidden_layers', 'num_attention_heads', 'intermediate_size', 'vocab_size',
+      'max_position_embeddings', 'mask_token_id', 'pad_token_id', 'layer_norm_eps', 'token_dropout']) {
+      refused((c) => delete c[field], field, /missing/);
+    }
+    refused((c) => (c.hidden_size = '32'), 'hidden_size', /integer/);
+    refused((c) => (c.num_hidden_layers = 2.5), 'num_hidden_layers', /integer/);
+    refused((c) => (c.num_hidden_layers = 0), 'num_hidden_layers', /at least 1/);
+    refused((c) => (c.layer_norm_eps = 'tiny'), 'layer_norm_eps');
+    refused((c) => (c.token_dropout = 1), 'token_dropout');
+  });
+
+  test('refuses a non-object', () => {
+    assert.throws(() => parseEsmConfig([1, 2], 'config.json'), CheckpointError);
+    assert.throws(() => parseEsmConfig(null, 'config.json'), CheckpointError);
+  });
+});
+
+describe('loadConfig', () => {
+  test('names the file when it is missing or not JSON', async (t) => {
+    const dir = await tempDir(t);
+    const file = path.join(dir, 'config.json');
+    await assert.rejects(loadConfig(dir), (e: unknown) => e instanceof CheckpointError && e.file === file && /not found/.test(e.message));
+    await writeFile(file, '{"hidden_size": 32,');
+    await assert.rejects(loadConfig(dir), (e: unknown) => e instanceof CheckpointError && e.file === file && /invalid JSON/.test(e.message));
+  });
+});
