@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerInitRandom } from './init-random.js';
+import { registerEmbed } from './embed.js';
 
 // Compiled to dist/src/cli/main.js, three levels below the package root.
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -9,6 +10,7 @@ const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta
 const program = new Command('esm2').description('ESM-2 protein language model inference').version(pkg.version);
 
 registerInitRandom(program);
+registerEmbed(program);
 
 program
   .command('serve')

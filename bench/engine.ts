@@ -1,0 +1,77 @@
+// npm run bench:engine — engine throughput on random checkpoints of published ESM-2 shapes, next
+// to the machine's fp32 MatMul rate measured in the same run. Prints a table (and JSON with --json).
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { Command } from 'commander';
+import { loadCheckpoint } from '../src/model/checkpoint.js';
+import { writeRandomCheckpoint } from '../src/model/random-checkpoint.js';
+import { esm2ForwardFlops } from '../src/model/flops.js';
+import { compileCheckpoint } from '../src/compile/index.js';
+import { Replica } from '../src/engine/replica.js';
+import { tokenBudgetBatches } from '../src/scheduler/token-budget.js';
+import { lognormalLengths, randomProteins } from './workload.js';
+import { matmulGflops, median } from './matmul.js';
+
+const program = new Command('bench:engine')
+  .option('--presets <names>', 'comma-separated presets', 'esm2_t6_8M_UR50D,esm2_t12_35M_UR50D,esm2_t30_150M_UR50D')
+  .option('--sequences <n>', 'sequences per run', '64')
+  .option('--toks-per-batch <n>', 'padded-token budget of a batch', '4096')
+  .option('--repeats <n>', 'timed passes over the workload (median reported)', '3')
+  .option('--attention <kinds>', 'fused,plain', 'fused,plain')
+  .option('--threads <n>', 'ORT intra-op threads', String(availableParallelism()))
+  .option('--cache <dir>', 'where random checkpoints and compiled graphs go', join(process.cwd(), 'bench', '.cache'))
+  .option('--json', 'also print the rows as JSON')
+  .parse();
+const opts = program.opts<{ presets: string; sequences: string; toksPerBatch: string; repeats: string; attention: string; threads: string; cache: string; json?: boolean }>();
+
+const threads = Number(opts.threads);
+const lengths = lognormalLengths(Number(opts.sequences), 1);
+const proteins = randomProteins(lengths, 1);
+const residues = lengths.reduce((a, b) => a + b, 0);
+
+console.log(`workload: ${proteins.length} sequences, ${residues} residues (lognormal, median 250, 30–1022), batches ≤ ${opts.toksPerBatch} padded tokens, ${threads} threads`);
+const matmul = await matmulGflops(4096, 640, 2560, threads);
+console.log(`fp32 MatMul through ORT (4096×640 · 640×2560): ${matmul.toFixed(1)} GFLOP/s`);
+
+const rows: Record<string, string | number>[] = [];
+for (const preset of opts.presets.split(',')) {
+  const dir = join(opts.cache, 'checkpoints', preset);
+  if (!existsSync(join(dir, 'config.json'))) await writeRandomCheckpoint({ preset, outDir: dir, seed: 1 });
+  const checkpoint = await loadCheckpoint(dir);
+  const tokens = proteins.map((p) => checkpoint.tokenizer.encode(p));
+  const batches = tokenBudgetBatches(tokens.map((t) => t.length), Number(opts.toksPerBatch));
+  const flops = tokens.reduce((sum, t) => sum + esm2ForwardFlops(checkpoint.config, t.length), 0);
+  for (const attention of opts.attention.split(',')) {
+    const compiled = await compileCheckpoint(checkpoint, { variant: 'default', precision: 'fp32', fusedAttention: attention === 'fused', cacheDir: join(opts.cache, 'compiled') });
+    const replica = await Replica.start({ device: 'cpu', models: { default: compiled.onnxPath }, intraOpNumThreads: threads });
+    const last = checkpoint.config.numLayers;
+    const runAll = async () => {
+      for (const batch of batches) await replica.run({ tokens: batch.map((i) => tokens[i]), want: { mean: [last] } });
+    };
+    await replica.run({ tokens: batches[0].map((i) => tokens[i]), want: { mean: [last] } }); // warm-up
+    const times: number[] = [];
+    for (let r = 0; r < Number(opts.repeats); r++) {
+      const started = performance.now();
+      await runAll();
+      times.push((performance.now() - started) / 1000);
+    }
+    await replica.close();
+    const seconds = median(times);
+    const gflops = flops / seconds / 1e9;
+    rows.push({
+      model: preset,
+      attention,
+      batches: batches.length,
+      'seconds (median)': seconds.toFixed(2),
+      'residues/s': Math.round(residues / seconds),
+      'model GFLOP/s': gflops.toFixed(1),
+      '% of MatMul': ((100 * gflops) / matmul).toFixed(0),
+    });
+    console.log(rows.at(-1));
+  }
+  await checkpoint.close();
+}
+console.log();
+console.table(rows);
+if (opts.json) console.log(JSON.stringify({ matmulGflops: matmul, threads, rows }, null, 2));

@@ -1,0 +1,101 @@
+// `esm2 embed`: FASTA in, safetensors out, in esm-extract's vocabulary.
+import { readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import cliProgress from 'cli-progress';
+import { parseFasta } from '../model/fasta.js';
+import { prepareModel } from '../engine/prepare.js';
+import { Replica } from '../engine/replica.js';
+import { INCLUDE_KINDS, embedFastaToSafetensors, resolveReprLayers, type IncludeKind } from '../tasks/embed-file.js';
+import { formatBytes } from './init-random.js';
+
+interface EmbedOptions {
+  model: string;
+  input: string;
+  output: string;
+  include: IncludeKind[];
+  reprLayers: number[];
+  toksPerBatch: number;
+  device: string;
+  precision: 'auto' | 'fp32' | 'fp16';
+  threads: number;
+  progress: boolean;
+}
+
+function parseInclude(value: string): IncludeKind[] {
+  const kinds = value.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const kind of kinds) {
+    if (!(INCLUDE_KINDS as readonly string[]).includes(kind)) throw new InvalidArgumentError(`unknown output "${kind}" (choose from ${INCLUDE_KINDS.join(', ')})`);
+  }
+  if (kinds.length === 0) throw new InvalidArgumentError('name at least one output');
+  return kinds as IncludeKind[];
+}
+
+function parseIntList(value: string): number[] {
+  return value.split(',').map((s) => {
+    if (!/^-?\d+$/.test(s.trim())) throw new InvalidArgumentError(`"${s}" is not an integer`);
+    return Number(s);
+  });
+}
+
+function parsePositiveInt(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+
+export function registerEmbed(program: Command): void {
+  program
+    .command('embed')
+    .description('embed the sequences of a FASTA file into a safetensors file (esm-extract outputs)')
+    .requiredOption('--model <dir>', 'checkpoint directory (HF layout)')
+    .requiredOption('--input <file>', 'FASTA file')
+    .requiredOption('--output <file>', 'safetensors file to write')
+    .option('--include <kinds>', `outputs, comma-separated: ${INCLUDE_KINDS.join(',')}`, parseInclude, ['mean'] as IncludeKind[])
+    .option('--repr-layers <layers>', 'layers, comma-separated (0 = embeddings, -1 = last)', parseIntList, [-1])
+    .option('--toks-per-batch <n>', 'padded-token budget of one batch', parsePositiveInt, 4096)
+    .option('--device <spec>', 'cpu, cuda:N, tensorrt:N or webgpu', 'cpu')
+    .addOption(new Option('--precision <p>', 'graph precision').choices(['auto', 'fp32', 'fp16']).default('auto'))
+    .option('--threads <n>', 'CPU threads for inference', parsePositiveInt, availableParallelism())
+    .option('--no-progress', 'no progress bar')
+    .action((opts: EmbedOptions) => embed(opts));
+}
+
+async function embed(opts: EmbedOptions): Promise<void> {
+  const records = parseFasta(await readFile(opts.input, 'utf8'));
+  const log = (message: string) => console.error(message);
+  const prepared = await prepareModel({ modelDir: opts.model, device: opts.device, precision: opts.precision, contacts: opts.include.includes('contacts'), log });
+  const { checkpoint } = prepared;
+  const replica = await Replica.start({ device: opts.device, models: prepared.models, padTokenId: checkpoint.tokenizer.padId, intraOpNumThreads: opts.threads });
+  const info = replica.info();
+  if (info.fallbackReason) log(`device ${info.requested} unavailable, running on ${info.actual}: ${info.fallbackReason}`);
+
+  const totalResidues = records.reduce((sum, r) => sum + r.sequence.replace(/\s+/g, '').length, 0);
+  const bar = opts.progress
+    ? new cliProgress.SingleBar({ stream: process.stderr, format: 'embedding [{bar}] {percentage}% | {value}/{total} residues | {rate} res/s | ETA {eta_formatted}' }, cliProgress.Presets.shades_classic)
+    : null;
+  const started = performance.now();
+  bar?.start(totalResidues, 0, { rate: 0 });
+  try {
+    const result = await embedFastaToSafetensors({
+      records,
+      tokenizer: checkpoint.tokenizer,
+      hiddenSize: checkpoint.config.hiddenSize,
+      vocabSize: checkpoint.config.vocabSize,
+      include: opts.include,
+      reprLayers: resolveReprLayers(opts.reprLayers, checkpoint.config.numLayers),
+      toksPerBatch: opts.toksPerBatch,
+      output: opts.output,
+      run: (tokens, want) => replica.run({ tokens, want }),
+      metadata: { model: opts.model, include: opts.include.join(','), repr_layers: opts.reprLayers.join(',') },
+      onProgress: (done) => bar?.update(done, { rate: Math.round(done / ((performance.now() - started) / 1000)) }),
+    });
+    bar?.stop();
+    const seconds = (performance.now() - started) / 1000;
+    log(`wrote ${result.tensors} tensors (${formatBytes(result.bytes)}) for ${records.length} sequences to ${opts.output} in ${seconds.toFixed(1)} s`);
+  } finally {
+    bar?.stop();
+    await replica.close();
+    await checkpoint.close();
+  }
+}

@@ -1,0 +1,85 @@
+// `esm2 embed` end to end: the real CLI process on the golden fixture, its safetensors output
+// compared with fair-esm's tensors.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { SafetensorsFile } from '../src/model/safetensors.js';
+import { goldenCases, goldenTensor, relativeError } from './helpers/golden.js';
+import { fixtureModelDir, repoRoot } from './helpers/paths.js';
+import { tempDir } from './helpers/temp-dir.js';
+
+const exec = promisify(execFile);
+const cli = join(repoRoot, 'bin', 'esm2.js');
+
+async function esm2(args: string[], cacheDir: string) {
+  return exec(process.execPath, [cli, ...args], { env: { ...process.env, ESM2_COMPILE_CACHE: cacheDir } });
+}
+
+/** Rows [from, to) of a [rows, width] tensor. */
+function rows(data: Float32Array, width: number, from: number, to: number): Float32Array {
+  return data.subarray(from * width, to * width);
+}
+
+test('esm2 embed writes every esm-extract output, matching fair-esm', async (t) => {
+  const dir = await tempDir(t);
+  const cases = await goldenCases();
+  const fasta = join(dir, 'cases.fasta');
+  await writeFile(fasta, cases.map((c) => `>${c.id} golden case\n${c.sequence.match(/.{1,60}/g)!.join('\n')}\n`).join(''));
+  const output = join(dir, 'out.safetensors');
+  const { stderr } = await esm2(['embed', '--model', fixtureModelDir, '--input', fasta, '--output', output, '--include', 'mean,per_tok,bos,logits,contacts', '--repr-layers', '1,-1', '--toks-per-batch', '200', '--no-progress'], dir);
+  assert.match(stderr, /wrote 56 tensors .* for 7 sequences/);
+
+  const file = await SafetensorsFile.open(output);
+  t.after(() => file.close());
+  assert.equal(file.tensors.size, cases.length * 8); // 2 layers × (mean, per_tok, bos) + logits + contacts
+  for (const c of cases) {
+    const L = c.num_tokens - 2;
+    const lastHidden = await goldenTensor(c.id, 'last_hidden');
+    const expected: [string, Float32Array][] = [
+      [`${c.id}/mean/2`, await goldenTensor(c.id, 'mean')],
+      [`${c.id}/per_tok/2`, rows(lastHidden, 32, 1, L + 1)],
+      [`${c.id}/per_tok/1`, rows(await goldenTensor(c.id, 'repr_layer1'), 32, 1, L + 1)],
+      [`${c.id}/bos/2`, rows(lastHidden, 32, 0, 1)],
+      [`${c.id}/logits`, rows(await goldenTensor(c.id, 'logits'), 33, 1, L + 1)],
+      [`${c.id}/contacts`, await goldenTensor(c.id, 'contacts')],
+    ];
+    for (const [name, reference] of expected) {
+      const actual = await file.readFloat32(name);
+      const err = relativeError(actual, reference);
+      assert.ok(err <= 1e-5, `${name}: relative error ${err.toExponential(2)}`);
+    }
+    assert.deepEqual(file.tensors.get(`${c.id}/logits`)!.shape, [L, 33]);
+    assert.deepEqual(file.tensors.get(`${c.id}/contacts`)!.shape, [L, L]);
+  }
+});
+
+test('esm2 embed defaults to the mean of the last layer', async (t) => {
+  const dir = await tempDir(t);
+  const fasta = join(dir, 'one.fasta');
+  await writeFile(fasta, '>p1\nMKTVRQERLKSIVRILERSKEPVSGAQL\n');
+  const output = join(dir, 'out.safetensors');
+  await esm2(['embed', '--model', fixtureModelDir, '--input', fasta, '--output', output, '--no-progress'], dir);
+  const file = await SafetensorsFile.open(output);
+  t.after(() => file.close());
+  assert.deepEqual([...file.tensors.keys()], ['p1/mean/2']);
+  assert.ok(relativeError(await file.readFloat32('p1/mean/2'), await goldenTensor('seed_example', 'mean')) <= 1e-5);
+});
+
+test('esm2 embed names the record, character and position of a bad residue', async (t) => {
+  const dir = await tempDir(t);
+  const fasta = join(dir, 'bad.fasta');
+  await writeFile(fasta, '>ok\nMKT\n>broken\nMKT1V\n');
+  await assert.rejects(
+    esm2(['embed', '--model', fixtureModelDir, '--input', fasta, '--output', join(dir, 'out.safetensors'), '--no-progress'], dir),
+    (err: { code: number; stderr: string }) => {
+      assert.equal(err.code, 1);
+      assert.match(err.stderr, /record "broken": invalid character '1' at position 4/);
+      const errors = err.stderr.split('\n').filter((line) => line.startsWith('esm2:'));
+      assert.equal(errors.length, 1, 'one error line');
+      return true;
+    },
+  );
+});
