@@ -7,7 +7,9 @@
  */
 export function tokenBudgetBatches(lengths: readonly number[], maxTokens: number, maxSequences = Infinity): number[][] {
   if (!(maxTokens > 0)) throw new RangeError(`token budget must be positive, got ${maxTokens}`);
-  if (!(maxSequences >= 1)) throw new RangeError(`batch size must be at least 1, got ${maxSequences}`);
+  if (!(maxSequences >= 1) || (maxSequences !== Infinity && !Number.isInteger(maxSequences))) {
+    throw new RangeError(`batch size must be a whole number ≥ 1, got ${maxSequences}`);
+  }
   const order = lengths.map((_, i) => i).sort((a, b) => lengths[a] - lengths[b] || a - b);
   const batches: number[][] = [];
   let current: number[] = [];
