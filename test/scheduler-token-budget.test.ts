@@ -104,7 +104,7 @@ describe('tokenBudgetBatches', () => {
     for (const budget of [0, -1, NaN, -Infinity]) {
       assert.throws(() => tokenBudgetBatches([1, 2], budget), RangeError, `budget ${budget}`);
     }
-    for (const maxSeq of [0, 0.5, -3, NaN]) {
+    for (const maxSeq of [0, 0.5, 1.5, -3, NaN]) {
       assert.throws(() => tokenBudgetBatches([1, 2], 100, maxSeq), RangeError, `maxSequences ${maxSeq}`);
     }
   });
