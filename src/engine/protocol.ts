@@ -1,0 +1,82 @@
+// Messages between a Replica (parent) and its replica-process (child). They travel over Node IPC
+// with serialization 'advanced' (structured clone), so typed arrays cross as raw bytes, not JSON;
+// large results take a /dev/shm file instead (transfer.ts) and only their layout rides the IPC.
+import type { SequenceResult, Want } from './batch.js';
+import type { Slot } from './transfer.js';
+
+/** How every replica process is forked: structured-clone IPC, so typed arrays stay binary. */
+export const REPLICA_FORK_OPTIONS = { serialization: 'advanced' } as const;
+
+/** Test-only faults the child injects on its first run, to prove that a replica is isolated. */
+export type FaultInjection = 'crash-on-run' | 'hang-on-run';
+
+export interface ModelPaths {
+  /** ONNX graph of variant 'default' (logits and hidden states). */
+  default: string;
+  /** ONNX graph of variant 'contacts'; its session is created on the first contacts request. */
+  contacts?: string;
+}
+
+export interface InitMessage {
+  type: 'init';
+  device: string;
+  models: ModelPaths;
+  padTokenId: number;
+  intraOpNumThreads?: number;
+  /** Results of at least this many bytes go through `RunMessage.resultFile`, not the IPC channel. */
+  fileTransferMinBytes: number;
+  faultInjection?: FaultInjection;
+}
+
+export interface RunMessage {
+  type: 'run';
+  id: number;
+  tokens: Int32Array[];
+  want: Want;
+  /** Where a large result may be written (see transfer.ts); absent: always inline. */
+  resultFile?: string;
+}
+
+export interface CloseMessage {
+  type: 'close';
+}
+
+export type ParentMessage = InitMessage | RunMessage | CloseMessage;
+
+export interface ReadyMessage {
+  type: 'ready';
+  /** Device actually used ("cpu" after a fallback). */
+  actual: string;
+  /** Why the requested device could not be used; absent when it was. */
+  fallbackReason?: string;
+  /** Highest K of the graph's `hidden_K` outputs. */
+  numLayers: number;
+}
+
+export interface InitErrorMessage {
+  type: 'init-error';
+  message: string;
+}
+
+export interface ResultMessage {
+  type: 'result';
+  id: number;
+  results: SequenceResult[];
+}
+
+/** The result was written to the run's `resultFile`; `layout` says where each array lies. */
+export interface ResultFileMessage {
+  type: 'result-file';
+  id: number;
+  layout: SequenceResult<Slot>[];
+}
+
+export interface RunErrorMessage {
+  type: 'run-error';
+  id: number;
+  message: string;
+}
+
+export type ReplyMessage = ResultMessage | ResultFileMessage | RunErrorMessage;
+
+export type ChildMessage = ReadyMessage | InitErrorMessage | ReplyMessage;

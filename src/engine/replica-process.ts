@@ -1,0 +1,143 @@
+// The child side of a replica: one process owning the ORT session(s) of one device. The parent
+// forks it with an IPC channel; a native crash or hang here costs only this process.
+import * as ort from 'onnxruntime-node';
+import { executionProvidersFor, formatDevice, parseDevice, type DeviceSpec } from './devices.js';
+import { float16ToFloat32 } from '../model/float-formats.js';
+import {
+  outputsToFetch,
+  padTokens,
+  splitResults,
+  type BatchOutput,
+  type SequenceResult,
+} from './batch.js';
+import type { ChildMessage, InitMessage, ParentMessage, ReplyMessage, RunMessage } from './protocol.js';
+import { removeQuietly, removeQuietlySync, resultBytes, writeResultFile } from './transfer.js';
+
+interface Sessions {
+  init: InitMessage;
+  /** The device sessions are created on: the requested one, or cpu after a fallback. */
+  device: DeviceSpec;
+  default: ort.InferenceSession;
+  contacts?: Promise<ort.InferenceSession>;
+}
+
+let sessions: Sessions | undefined;
+let faultPending = false;
+/** Deleted if the parent vanishes before it could read (and delete) it. */
+let lastResultFile: string | undefined;
+
+function send(message: ChildMessage): Promise<void> {
+  // Resolves once the message is handed to the channel, so exiting after it cannot drop it.
+  return new Promise((resolve) => process.send?.(message, undefined, {}, () => resolve()) ?? resolve());
+}
+
+const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+function createSession(path: string, device: DeviceSpec, init: InitMessage): Promise<ort.InferenceSession> {
+  return ort.InferenceSession.create(path, {
+    executionProviders: executionProvidersFor(device),
+    ...(init.intraOpNumThreads ? { intraOpNumThreads: init.intraOpNumThreads } : {}),
+  });
+}
+
+async function initialize(init: InitMessage): Promise<void> {
+  const requested = parseDevice(init.device);
+  let device = requested;
+  let fallbackReason: string | undefined;
+  let session: ort.InferenceSession;
+  try {
+    session = await createSession(init.models.default, device, init);
+  } catch (err) {
+    if (requested.kind === 'cpu') throw err;
+    // No usable GPU (missing CUDA libraries, no adapter): serve from the CPU and say why.
+    fallbackReason = `${formatDevice(requested)} unavailable: ${errorText(err).trim()}`;
+    console.error(`replica ${process.pid}: ${fallbackReason}; falling back to cpu`);
+    device = parseDevice('cpu');
+    session = await createSession(init.models.default, device, init);
+  }
+  const layers = session.outputNames.flatMap((name) => /^hidden_(\d+)$/.exec(name)?.[1] ?? []).map(Number);
+  if (layers.length === 0) throw new Error(`${init.models.default} has no hidden_K outputs`);
+  sessions = { init, device, default: session };
+  faultPending = init.faultInjection !== undefined;
+  void send({ type: 'ready', actual: formatDevice(device), fallbackReason, numLayers: Math.max(...layers) });
+}
+
+function sessionFor(run: RunMessage, s: Sessions): Promise<ort.InferenceSession> {
+  if (!run.want.contacts) return Promise.resolve(s.default);
+  if (!s.init.models.contacts) throw new Error('contacts requested but this replica has no contacts model');
+  if (!s.contacts) {
+    s.contacts = createSession(s.init.models.contacts, s.device, s.init);
+    // A failed creation is not kept, so a later request retries it.
+    s.contacts.catch(() => (s.contacts = undefined));
+  }
+  return s.contacts;
+}
+
+function toBatchOutput(tensor: ort.Tensor): BatchOutput {
+  if (tensor.type === 'float32') return { data: tensor.data as Float32Array, dims: tensor.dims };
+  if (tensor.type === 'float16') return { data: float16ToFloat32(tensor.data as Uint16Array), dims: tensor.dims };
+  throw new Error(`unexpected output type ${tensor.type}`);
+}
+
+function injectFault(): void {
+  if (!faultPending) return;
+  faultPending = false;
+  if (sessions?.init.faultInjection === 'crash-on-run') process.abort();
+  if (sessions?.init.faultInjection === 'hang-on-run') for (;;);
+}
+
+async function reply(message: RunMessage, results: SequenceResult[], init: InitMessage): Promise<ReplyMessage> {
+  const path = message.resultFile;
+  if (path && resultBytes(results) >= init.fileTransferMinBytes) {
+    try {
+      lastResultFile = path;
+      return { type: 'result-file', id: message.id, layout: await writeResultFile(path, results) };
+    } catch (err) {
+      // e.g. /dev/shm full (64 MB in a default Docker container): IPC still works.
+      console.error(`replica ${process.pid}: writing ${path} failed (${errorText(err)}); sending inline`);
+      await removeQuietly(path);
+    }
+  }
+  return { type: 'result', id: message.id, results };
+}
+
+async function run(message: RunMessage): Promise<void> {
+  try {
+    if (!sessions) throw new Error('run before init');
+    injectFault();
+    const session = await sessionFor(message, sessions);
+    const batch = padTokens(message.tokens, sessions.init.padTokenId);
+    const feeds = { input_ids: new ort.Tensor('int64', batch.ids, [batch.batchSize, batch.seqLen]) };
+    const fetched = await session.run(feeds, outputsToFetch(message.want));
+    const outputs = Object.fromEntries(Object.entries(fetched).map(([name, t]) => [name, toBatchOutput(t)]));
+    const lengths = message.tokens.map((row) => row.length);
+    void send(await reply(message, splitResults(outputs, lengths, message.want), sessions.init));
+  } catch (err) {
+    void send({ type: 'run-error', id: message.id, message: errorText(err) });
+  }
+}
+
+process.on('message', (message: ParentMessage) => {
+  switch (message.type) {
+    case 'init':
+      initialize(message).catch(async (err) => {
+        await send({ type: 'init-error', message: errorText(err) });
+        process.exit(1);
+      });
+      break;
+    case 'run':
+      void run(message);
+      break;
+    case 'close':
+      void Promise.allSettled([sessions?.default.release(), sessions?.contacts?.then((s) => s.release())]).then(() =>
+        process.exit(0),
+      );
+      break;
+  }
+});
+
+// The parent is gone: nothing left to serve, and an orphan would hold the device.
+process.on('disconnect', () => {
+  if (lastResultFile) removeQuietlySync(lastResultFile);
+  process.exit();
+});

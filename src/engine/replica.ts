@@ -1,0 +1,318 @@
+// The parent side of a replica: forks replica-process.js, feeds it one batch at a time (FIFO),
+// and survives its death. A crash, abort or hang (run past runTimeoutMs → SIGKILL) rejects the
+// batch in flight with a ReplicaError and restarts the process with backoff, a bounded number of
+// times in a row; the events let a server report health. Nothing here waits on inference.
+import { EventEmitter } from 'node:events';
+import { outputsToFetch, type SequenceResult, type Want } from './batch.js';
+import { parseDevice } from './devices.js';
+import { ReplicaError } from './errors.js';
+import type { FaultInjection, ModelPaths, ReadyMessage, ReplyMessage } from './protocol.js';
+import { ReplicaChild } from './replica-child.js';
+import {
+  DEFAULT_FILE_TRANSFER_MIN_BYTES,
+  DEFAULT_TRANSFER_DIR,
+  readResultFile,
+  removeQuietly,
+  resultFilePath,
+  type Slot,
+} from './transfer.js';
+
+const ESM_PAD_TOKEN_ID = 1;
+
+export interface RestartPolicy {
+  /** Failed starts or crashed batches in a row before the replica gives up. */
+  maxAttempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+export interface ReplicaOptions {
+  /** "cpu", "cuda:N", "tensorrt:N" or "webgpu"; GPU devices fall back to cpu when unusable. */
+  device: string;
+  models: ModelPaths;
+  /** `CompiledModel.padTokenId`; ESM-2's `<pad>` by default. */
+  padTokenId?: number;
+  /** Threads of ORT's intra-op pool, e.g. cores / replicas when several share the CPU. */
+  intraOpNumThreads?: number;
+  runTimeoutMs?: number;
+  initTimeoutMs?: number;
+  /** Results of at least this many bytes come back through /dev/shm, not IPC (Infinity: never). */
+  fileTransferMinBytes?: number;
+  restart?: Partial<RestartPolicy>;
+  name?: string;
+  /** Test-only: the first child process aborts or hangs on its first run. */
+  faultInjection?: FaultInjection;
+}
+
+export interface RunRequest {
+  /** Token ids per sequence, each cls … eos (no padding). */
+  tokens: Int32Array[];
+  want: Want;
+}
+
+export type ReplicaState = 'starting' | 'ready' | 'restarting' | 'closing' | 'closed' | 'failed';
+
+export interface ReplicaInfo {
+  name: string;
+  requested: string;
+  /** Device in use; "cpu" after a fallback. */
+  actual: string;
+  fallbackReason?: string;
+  pid?: number;
+  state: ReplicaState;
+  busy: boolean;
+  queued: number;
+  batchesRun: number;
+  restarts: number;
+  numLayers: number;
+}
+
+export interface CrashEvent {
+  reason: 'crashed' | 'timeout' | 'init-failed';
+  message: string;
+}
+
+interface ReplicaEvents {
+  ready: [ReplicaInfo];
+  crashed: [CrashEvent];
+  restarted: [ReplicaInfo];
+  failed: [ReplicaError];
+  /** A line the child wrote to stdout/stderr. */
+  log: [string];
+}
+
+interface Job extends RunRequest {
+  resolve: (results: SequenceResult[]) => void;
+  reject: (err: ReplicaError) => void;
+}
+
+interface SentJob extends Job {
+  id: number;
+  resultFile?: string;
+}
+
+export class Replica extends EventEmitter<ReplicaEvents> {
+  private readonly name: string;
+  private readonly policy: RestartPolicy;
+  private readonly runTimeoutMs: number;
+  private readonly initTimeoutMs: number;
+  private state: ReplicaState = 'starting';
+  private child?: ReplicaChild;
+  private spawning?: Promise<void>;
+  private ready!: ReadyMessage;
+  private readonly queue: Job[] = [];
+  private inFlight?: SentJob;
+  /** Result files still being read: close() waits for them too. */
+  private pendingReads = 0;
+  private runTimer?: NodeJS.Timeout;
+  private restartTimer?: NodeJS.Timeout;
+  private idleWaiters: (() => void)[] = [];
+  private closing?: Promise<void>;
+  private nextRunId = 1;
+  private batchesRun = 0;
+  private restarts = 0;
+  private failuresInARow = 0;
+  private spawned = 0;
+
+  private constructor(private readonly opts: ReplicaOptions) {
+    super();
+    this.name = opts.name ?? opts.device;
+    this.policy = { maxAttempts: 5, baseDelayMs: 250, maxDelayMs: 10_000, ...opts.restart };
+    this.runTimeoutMs = opts.runTimeoutMs ?? 600_000;
+    this.initTimeoutMs = opts.initTimeoutMs ?? 300_000;
+  }
+
+  /** Forks the child and resolves once its session is ready; rejects with a ReplicaError if it cannot start. */
+  static async start(opts: ReplicaOptions): Promise<Replica> {
+    parseDevice(opts.device); // a bad spec fails here, before any process is forked
+    const replica = new Replica(opts);
+    await replica.spawn();
+    replica.becomeReady();
+    return replica;
+  }
+
+  async run(req: RunRequest): Promise<SequenceResult[]> {
+    this.validate(req);
+    if (this.closing) throw new ReplicaError('closed', `replica ${this.name} is closed`);
+    if (this.state === 'failed') throw new ReplicaError('failed', `replica ${this.name} has failed`);
+    if (outputsToFetch(req.want).length === 0) return req.tokens.map(() => ({}));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ ...req, resolve, reject });
+      this.pump();
+    });
+  }
+
+  info(): ReplicaInfo {
+    const { actual, fallbackReason, numLayers } = this.ready;
+    return {
+      name: this.name, requested: this.opts.device, actual, fallbackReason, pid: this.child?.pid,
+      state: this.state, busy: this.inFlight !== undefined, queued: this.queue.length,
+      batchesRun: this.batchesRun, restarts: this.restarts, numLayers,
+    };
+  }
+
+  /** Serves the work already accepted, then ends the child process. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      if (this.inFlight || this.queue.length) await new Promise<void>((r) => this.idleWaiters.push(r));
+      clearTimeout(this.restartTimer);
+      await this.spawning?.catch(() => undefined);
+      const child = this.detachChild();
+      if (this.state !== 'failed') this.state = 'closing';
+      if (child) await child.stop();
+      if (this.state !== 'failed') this.state = 'closed';
+    })();
+    return this.closing;
+  }
+
+  private validate({ tokens, want }: RunRequest): void {
+    const bad = (why: string) => new ReplicaError('invalid-request', `replica ${this.name}: ${why}`);
+    if (!Array.isArray(tokens) || tokens.length === 0) throw bad('a run needs at least one sequence');
+    if (!tokens.every((t) => t instanceof Int32Array && t.length >= 2)) {
+      throw bad('every sequence must be an Int32Array holding at least cls and eos');
+    }
+    for (const layer of [...(want.hidden ?? []), ...(want.mean ?? []), ...(want.bos ?? [])]) {
+      if (!Number.isInteger(layer) || layer < 0 || layer > this.ready.numLayers) {
+        throw bad(`layer ${layer} is outside 0 … ${this.ready.numLayers}`);
+      }
+    }
+    if (want.contacts && !this.opts.models.contacts) throw bad('contacts need a contacts model');
+  }
+
+  private spawn(): Promise<void> {
+    const child = new ReplicaChild();
+    this.child = child;
+    child.on('log', (line) => this.emit('log', line));
+    child.on('reply', (message) => this.onReply(child, message));
+    child.on('gone', (how) => this.onGone(child, how));
+    const init = {
+      type: 'init', device: this.opts.device, models: this.opts.models,
+      padTokenId: this.opts.padTokenId ?? ESM_PAD_TOKEN_ID, intraOpNumThreads: this.opts.intraOpNumThreads,
+      fileTransferMinBytes: this.opts.fileTransferMinBytes ?? DEFAULT_FILE_TRANSFER_MIN_BYTES,
+      // Only the first process is faulty, so a test can see the restarted one serve.
+      faultInjection: this.spawned++ === 0 ? this.opts.faultInjection : undefined,
+    } as const;
+    this.spawning = child
+      .handshake(init, this.initTimeoutMs, this.name)
+      .then(
+        (ready) => void (this.ready = ready),
+        (err: unknown) => {
+          if (this.child === child) this.child = undefined;
+          throw err;
+        },
+      )
+      .finally(() => (this.spawning = undefined));
+    return this.spawning;
+  }
+
+  private becomeReady(): void {
+    this.state = 'ready';
+    this.emit('ready', this.info());
+    this.pump();
+  }
+
+  /** Starts the next queued batch when the child is free; wakes close() when all work is done. */
+  private pump(): void {
+    if (!this.inFlight && this.queue.length === 0) {
+      if (this.pendingReads === 0) for (const wake of this.idleWaiters.splice(0)) wake();
+      return;
+    }
+    if (this.state !== 'ready' || this.inFlight || !this.child) return;
+    const id = this.nextRunId++;
+    const resultFile = DEFAULT_TRANSFER_DIR && resultFilePath(DEFAULT_TRANSFER_DIR, this.child.pid ?? 0, id);
+    const job = { ...this.queue.shift()!, id, resultFile };
+    this.inFlight = job;
+    this.runTimer = setTimeout(() => this.onTimeout(), this.runTimeoutMs);
+    this.child.send({ type: 'run', id, tokens: job.tokens, want: job.want, resultFile });
+  }
+
+  private onReply(child: ReplicaChild, message: ReplyMessage): void {
+    const job = this.inFlight;
+    if (child !== this.child || !job || message.id !== job.id) return;
+    clearTimeout(this.runTimer);
+    this.inFlight = undefined;
+    if (message.type === 'run-error') {
+      job.reject(new ReplicaError('run-failed', `replica ${this.name}: ${message.message}`));
+    } else {
+      this.batchesRun++;
+      this.failuresInARow = 0;
+      if (message.type === 'result') job.resolve(message.results);
+      else this.readResults(job, message.layout);
+    }
+    this.pump(); // the child is free while the parent reads a result file
+  }
+
+  private readResults(job: SentJob, layout: SequenceResult<Slot>[]): void {
+    this.pendingReads++;
+    readResultFile(job.resultFile!, layout)
+      .then(job.resolve, (err: Error) =>
+        job.reject(new ReplicaError('run-failed', `replica ${this.name}: reading the result failed: ${err.message}`)),
+      )
+      .finally(() => {
+        this.pendingReads--;
+        this.pump();
+      });
+  }
+
+  private onGone(child: ReplicaChild, how: string): void {
+    if (child !== this.child) return; // already handled (timeout kill, close)
+    this.detachChild();
+    this.lose('crashed', `replica ${this.name} (pid ${child.pid}) ${how}`, child.lastOutput());
+  }
+
+  private onTimeout(): void {
+    const child = this.detachChild();
+    child?.kill();
+    this.lose('timeout', `replica ${this.name} (pid ${child?.pid}) ran past ${this.runTimeoutMs} ms and was killed`);
+  }
+
+  private detachChild(): ReplicaChild | undefined {
+    const child = this.child;
+    this.child = undefined;
+    return child;
+  }
+
+  private lose(reason: 'crashed' | 'timeout', message: string, lastOutput = ''): void {
+    clearTimeout(this.runTimer);
+    const job = this.inFlight;
+    this.inFlight = undefined;
+    const detail = `${message}${job ? ` during a batch of ${job.tokens.length} sequences` : ''}${lastOutput}`;
+    if (job?.resultFile) void removeQuietly(job.resultFile); // the child may have written it before dying
+    job?.reject(new ReplicaError(reason, detail));
+    this.emit('crashed', { reason, message: detail });
+    this.scheduleRestart();
+  }
+
+  private scheduleRestart(): void {
+    if (this.closing && this.queue.length === 0) {
+      this.pump(); // nothing left to serve: let close() finish instead of restarting
+      return;
+    }
+    this.failuresInARow++;
+    if (this.failuresInARow > this.policy.maxAttempts) return this.giveUp();
+    this.state = 'restarting';
+    const delay = Math.min(this.policy.maxDelayMs, this.policy.baseDelayMs * 2 ** (this.failuresInARow - 1));
+    this.restartTimer = setTimeout(() => {
+      this.spawn().then(
+        () => {
+          this.restarts++;
+          this.becomeReady();
+          this.emit('restarted', this.info());
+        },
+        (err: ReplicaError) => {
+          this.emit('crashed', { reason: 'init-failed', message: err.message });
+          this.scheduleRestart();
+        },
+      );
+    }, delay);
+    this.pump();
+  }
+
+  private giveUp(): void {
+    this.state = 'failed';
+    const err = new ReplicaError('failed', `replica ${this.name} gave up after ${this.failuresInARow} failures in a row`);
+    for (const job of this.queue.splice(0)) job.reject(err);
+    this.emit('failed', err);
+    this.pump();
+  }
+}
