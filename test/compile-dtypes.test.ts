@@ -11,7 +11,8 @@ import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { SafetensorsFile, type FloatDtype } from '../src/model/safetensors.js';
 import { compileCheckpoint, type CompiledModel, type CompileOptions } from '../src/compile/index.js';
 import { copyFixture } from './helpers/fixture-copy.js';
-import { goldenCases, goldenModelDir, goldenTensor, relativeError, type GoldenCase } from './helpers/golden.js';
+import { runGoldenRows } from './helpers/run-graph.js';
+import { goldenCases, fixtureModelDir, goldenTensor, relativeError, type GoldenCase } from './helpers/golden.js';
 
 /** 16-bit storage keeps 3 (F16) or 2–3 (BF16) significant digits; 1e-2 is the brief's bound. */
 const TOLERANCE = 1e-2;
@@ -40,34 +41,19 @@ async function compileCopy(t: TestContext, dtype: FloatDtype): Promise<{ dir: st
   }
 }
 
-/** Residue block [1, L] × [1, L] of a [1, T, T] output. */
-function contactBlock(data: Float32Array, T: number, L: number): Float32Array {
-  const out = new Float32Array(L * L);
-  for (let i = 0; i < L; i++) out.set(data.subarray((i + 1) * T + 1, (i + 1) * T + 1 + L), i * L);
-  return out;
-}
-
 /** Worst relative error over all golden cases, per quantity, running one sequence at a time. */
 async function worstErrors(dir: string, compiled: CompiledModel): Promise<Record<Quantity, number>> {
   const checkpoint = await loadCheckpoint(dir);
   const session = await ort.InferenceSession.create(compiled.onnxPath);
   const worst: Record<Quantity, number> = { logits: 0, last_hidden: 0, repr_layer1: 0, contacts: 0 };
   try {
-    const last = `hidden_${compiled.numLayers}`;
     for (const c of cases) {
       const ids = checkpoint.tokenizer.encode(c.sequence);
       const T = ids.length;
       assert.equal(T, c.num_tokens, `${c.id}: token count`);
-      const input = new ort.Tensor('int64', BigInt64Array.from(ids, (x) => BigInt(x)), [1, T]);
-      const out = await session.run({ input_ids: input }, ['logits', 'hidden_1', last, 'contacts']);
-      const actual: Record<Quantity, Float32Array> = {
-        logits: out.logits.data as Float32Array,
-        last_hidden: out[last].data as Float32Array,
-        repr_layer1: out.hidden_1.data as Float32Array,
-        contacts: contactBlock(out.contacts.data as Float32Array, T, T - 2),
-      };
+      const [actual] = await runGoldenRows(session, [ids], { padTokenId: checkpoint.tokenizer.padId, numLayers: compiled.numLayers, contacts: true });
       for (const q of QUANTITIES) {
-        const err = relativeError(actual[q], await goldenTensor(c.id, q));
+        const err = relativeError(actual[q]!, await goldenTensor(c.id, q));
         assert.ok(Number.isFinite(err), `${c.id}.${q}: error ${err}`);
         worst[q] = Math.max(worst[q], err);
       }
@@ -113,7 +99,7 @@ describe('16-bit re-saved checkpoints', () => {
     assert.equal(new Set(keys.values()).size, 3, JSON.stringify(Object.fromEntries(keys)));
     // The F32 copy keys like the original (the directory is not part of the key), so the
     // differences above come from the stored dtypes alone.
-    const original = await loadCheckpoint(goldenModelDir);
+    const original = await loadCheckpoint(fixtureModelDir);
     try {
       assert.equal((await compileCheckpoint(original, options)).cacheKey, keys.get('F32'));
     } finally {

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { loadCheckpoint, type Esm2Checkpoint } from '../src/model/checkpoint.js';
 import { compileCheckpoint, type CompileOptions } from '../src/compile/index.js';
-import { goldenCases, goldenModelDir, goldenTensor, relativeError, type GoldenCase } from './helpers/golden.js';
+import { runGoldenRows } from './helpers/run-graph.js';
+import { goldenCases, fixtureModelDir, goldenTensor, relativeError, type GoldenCase } from './helpers/golden.js';
 
 /** The fixture's float32 tolerance; float16 weights and MatMuls keep ~3 significant digits. */
 const TOLERANCE = { fp32: 1e-5, fp16: 3e-3 };
@@ -18,7 +19,7 @@ let cacheDir: string;
 let cases: GoldenCase[];
 
 before(async () => {
-  checkpoint = await loadCheckpoint(goldenModelDir);
+  checkpoint = await loadCheckpoint(fixtureModelDir);
   cacheDir = await mkdtemp(join(tmpdir(), 'esm2-compile-'));
   cases = await goldenCases();
 });
@@ -27,53 +28,21 @@ after(async () => {
   await rm(cacheDir, { recursive: true, force: true });
 });
 
-/** Runs token rows (right-padded) through a session; returns outputs and the padded length. */
-async function run(session: ort.InferenceSession, rows: Int32Array[], fetches: string[]) {
-  const T = Math.max(...rows.map((r) => r.length));
-  const ids = new BigInt64Array(rows.length * T).fill(BigInt(checkpoint.tokenizer.padId));
-  rows.forEach((r, b) => r.forEach((id, t) => (ids[b * T + t] = BigInt(id))));
-  const out = await session.run({ input_ids: new ort.Tensor('int64', ids, [rows.length, T]) }, fetches);
-  return { out, T };
-}
-
-/** Rows [0, n) of batch item b of a [B, T, width] output. */
-function rowsOf(tensor: ort.Tensor, b: number, n: number): Float32Array {
-  const [, T, width] = tensor.dims as number[];
-  return (tensor.data as Float32Array).slice(b * T * width, (b * T + n) * width);
-}
-
-/** Residue block [1, L] × [1, L] of batch item b of a [B, T, T] output. */
-function contactBlock(tensor: ort.Tensor, b: number, L: number): Float32Array {
-  const T = tensor.dims[1];
-  const data = tensor.data as Float32Array;
-  const out = new Float32Array(L * L);
-  for (let i = 0; i < L; i++) out.set(data.subarray(b * T * T + (i + 1) * T + 1, b * T * T + (i + 1) * T + 1 + L), i * L);
-  return out;
-}
-
 async function checkVariant(options: CompileOptions, batched: boolean) {
   const compiled = await compileCheckpoint(checkpoint, { ...options, cacheDir });
   const session = await ort.InferenceSession.create(compiled.onnxPath);
-  const last = compiled.numLayers;
-  const fetches = ['logits', 'hidden_1', `hidden_${last}`, ...(options.variant === 'contacts' ? ['contacts'] : [])];
   const rows = cases.map((c) => checkpoint.tokenizer.encode(c.sequence));
-  const batch = batched ? await run(session, rows, fetches) : null;
+  const run = (batch: Int32Array[]) =>
+    runGoldenRows(session, batch, { padTokenId: checkpoint.tokenizer.padId, numLayers: compiled.numLayers, contacts: options.variant === 'contacts' });
+  const results = batched ? await run(rows) : await Promise.all(rows.map(async (r) => (await run([r]))[0]));
   for (const [i, c] of cases.entries()) {
-    const { out } = batch ?? (await run(session, [rows[i]], fetches));
-    const b = batch ? i : 0;
-    const T = c.num_tokens;
-    assert.equal(rows[i].length, T, `${c.id}: token count`);
-    const checks: [string, Float32Array][] = [
-      ['logits', rowsOf(out.logits, b, T)],
-      ['repr_layer1', rowsOf(out.hidden_1, b, T)],
-      ['last_hidden', rowsOf(out[`hidden_${last}`], b, T)],
-    ];
-    if (out.contacts) checks.push(['contacts', contactBlock(out.contacts, b, T - 2)]);
-    for (const [quantity, actual] of checks) {
+    assert.equal(rows[i].length, c.num_tokens, `${c.id}: token count`);
+    for (const [quantity, actual] of Object.entries(results[i])) {
       const err = relativeError(actual, await goldenTensor(c.id, quantity));
       const tolerance = TOLERANCE[options.precision];
       assert.ok(err <= tolerance, `${c.id}.${quantity}: relative error ${err.toExponential(2)} > ${tolerance}`);
     }
+    assert.equal(Object.keys(results[i]).length, options.variant === 'contacts' ? 4 : 3);
   }
   await session.release();
 }

@@ -12,7 +12,7 @@ import { ReplicaError, type ReplicaErrorReason } from '../src/engine/errors.js';
 import { Replica, type CrashEvent, type ReplicaOptions } from '../src/engine/replica.js';
 import { DEFAULT_TRANSFER_DIR, resultBytes } from '../src/engine/transfer.js';
 import { loadCheckpoint, type Esm2Checkpoint } from '../src/model/checkpoint.js';
-import { goldenCases, goldenModelDir, goldenTensor, relativeError, type GoldenCase } from './helpers/golden.js';
+import { goldenCases, fixtureModelDir, goldenTensor, relativeError, type GoldenCase } from './helpers/golden.js';
 
 const TOLERANCE = 1e-5;
 
@@ -25,7 +25,7 @@ let rows: Int32Array[];
 const started: Replica[] = [];
 
 before(async () => {
-  checkpoint = await loadCheckpoint(goldenModelDir);
+  checkpoint = await loadCheckpoint(fixtureModelDir);
   cacheDir = await mkdtemp(join(tmpdir(), 'esm2-engine-'));
   plain = await compileCheckpoint(checkpoint, { variant: 'default', precision: 'fp32', cacheDir });
   withContacts = await compileCheckpoint(checkpoint, { variant: 'contacts', precision: 'fp32', cacheDir });

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { esm2ForwardFlops } from '../src/model/flops.js';
 import { getPreset, presetConfig } from '../src/model/presets.js';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
-import { goldenModelDir } from './helpers/golden.js';
+import { fixtureModelDir } from './helpers/golden.js';
 
 interface Gemm {
   what: string;
@@ -59,7 +59,7 @@ test('the shapes used here are the presets and the golden checkpoint', async () 
       name,
     );
   }
-  const golden = await loadCheckpoint(goldenModelDir);
+  const golden = await loadCheckpoint(fixtureModelDir);
   try {
     assert.equal(golden.config.hiddenSize, TINY.hidden);
     assert.equal(golden.config.numLayers, TINY.layers);
@@ -85,7 +85,7 @@ test('esm2ForwardFlops matches the independent count for the t6 shape at T=100',
 });
 
 test('esm2ForwardFlops matches the independent count for the tiny checkpoint at every golden length', async () => {
-  const golden = await loadCheckpoint(goldenModelDir);
+  const golden = await loadCheckpoint(fixtureModelDir);
   try {
     for (const T of [1, 3, 13, 22, 30, 100, 131, 302, 1026]) {
       assert.equal(esm2ForwardFlops(golden.config, T), countFlops(TINY, T), `T=${T}`);

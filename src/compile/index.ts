@@ -18,7 +18,7 @@ export type Precision = 'fp32' | 'fp16';
 export interface CompileOptions {
   variant: Variant;
   precision: Precision;
-  /** ORT contrib-op attention in the default variant (default false; see engine/prepare.ts). */
+  /** ORT contrib-op attention in the default variant (default true). */
   fusedAttention?: boolean;
   /** Defaults to $ESM2_COMPILE_CACHE or ~/.cache/esm2-serve/compiled. */
   cacheDir?: string;
@@ -73,7 +73,7 @@ export function graphOutputs(shape: Esm2Shape, variant: Variant): string[] {
 }
 
 export async function compileCheckpoint(checkpoint: Esm2Checkpoint, options: CompileOptions): Promise<CompiledModel> {
-  const fusedAttention = options.fusedAttention ?? false;
+  const fusedAttention = options.fusedAttention ?? true;
   const cacheDir = options.cacheDir ?? defaultCompileCacheDir();
   const shape = esm2Shape(checkpoint);
   const cacheKey = createHash('sha256')

@@ -62,7 +62,7 @@ export function wantedLayers(want: Want): number[] {
   return [...layers].sort((a, b) => a - b);
 }
 
-/** The minimum set of graph outputs that answers `want` (ORT computes only what is fetched). */
+/** The graph outputs that answer `want`: only these are copied out (ORT still runs the whole graph). */
 export function outputsToFetch(want: Want): string[] {
   const names = wantedLayers(want).map(hiddenOutputName);
   if (want.logits) names.unshift('logits');

@@ -2,6 +2,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { goldenDir } from './paths.js';
+
+export { fixtureModelDir } from './paths.js';
 import { SafetensorsFile } from '../../src/model/safetensors.js';
 
 export interface GoldenCase {
@@ -12,8 +14,6 @@ export interface GoldenCase {
   pseudo_perplexity?: number;
   variant_scores?: { mutation: string; masked_marginal: number; wt_marginal: number }[];
 }
-
-export const goldenModelDir = join(goldenDir, 'model');
 
 export async function goldenCases(): Promise<GoldenCase[]> {
   const raw = JSON.parse(await readFile(join(goldenDir, 'cases.json'), 'utf8')) as { cases: GoldenCase[] };
