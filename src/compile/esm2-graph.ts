@@ -1,5 +1,6 @@
 // The ESM-2 forward pass (fair-esm esm/model/esm2.py) as an ONNX graph, one function per block.
 // The residual stream, LayerNorms and softmax stay in float32; MatMuls run in the compute type.
+import type { EsmConfig } from '../model/config.js';
 import type { GraphBuilder } from './onnx-graph.js';
 import type { ComputeType, WeightSource } from './weights.js';
 import { GraphWeights } from './weights.js';
@@ -7,18 +8,10 @@ import { plainSelfAttention, rotaryTables, type RotaryTables } from './attention
 import { fusedSelfAttention } from './attention-fused.js';
 import { ContactAccumulator } from './contact-head.js';
 
-export interface Esm2Shape {
-  hiddenSize: number;
-  numLayers: number;
-  numHeads: number;
-  intermediateSize: number;
-  layerNormEps: number;
-  tokenDropout: boolean;
-  maskTokenId: number;
-  padTokenId: number;
+/** What the graph depends on: the config plus the tokenizer's cls/eos ids. */
+export interface Esm2Shape extends EsmConfig {
   clsTokenId: number;
   eosTokenId: number;
-  vocabSize: number;
 }
 
 export interface GraphOptions {

@@ -51,20 +51,7 @@ export function defaultCompileCacheDir(): string {
 }
 
 export function esm2Shape(checkpoint: Esm2Checkpoint): Esm2Shape {
-  const { config, tokenizer } = checkpoint;
-  return {
-    hiddenSize: config.hiddenSize,
-    numLayers: config.numLayers,
-    numHeads: config.numHeads,
-    intermediateSize: config.intermediateSize,
-    layerNormEps: config.layerNormEps,
-    tokenDropout: config.tokenDropout,
-    maskTokenId: config.maskTokenId,
-    padTokenId: config.padTokenId,
-    clsTokenId: tokenizer.clsId,
-    eosTokenId: tokenizer.eosId,
-    vocabSize: config.vocabSize,
-  };
+  return { ...checkpoint.config, clsTokenId: checkpoint.tokenizer.clsId, eosTokenId: checkpoint.tokenizer.eosId };
 }
 
 export function graphOutputs(shape: Esm2Shape, variant: Variant): string[] {
