@@ -6,7 +6,8 @@ import cliProgress from 'cli-progress';
 import { parseFasta } from '../model/fasta.js';
 import { prepareModel } from '../engine/prepare.js';
 import { Replica } from '../engine/replica.js';
-import { INCLUDE_KINDS, embedFastaToSafetensors, resolveReprLayers, type IncludeKind } from '../tasks/embed-file.js';
+import { INCLUDE_KINDS, embedFastaToSafetensors, type IncludeKind } from '../tasks/embed-file.js';
+import { resolveReprLayers } from '../tasks/embed.js';
 import { formatBytes } from './init-random.js';
 
 interface EmbedOptions {

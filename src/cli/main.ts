@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerInitRandom } from './init-random.js';
 import { registerEmbed } from './embed.js';
+import { serve } from '../server/serve.js';
 
 // Compiled to dist/src/cli/main.js, three levels below the package root.
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -14,10 +15,8 @@ registerEmbed(program);
 
 program
   .command('serve')
-  .description('start the HTTP inference server')
-  .action(() => {
-    console.log('esm2 serve: the HTTP server arrives with the service issue; nothing to run yet.');
-  });
+  .description('start the HTTP inference server (settings from the environment; see README)')
+  .action(() => serve());
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   // Checkpoint and sequence errors are one-line messages meant for the user; no stack trace.

@@ -109,3 +109,17 @@ async function writeAll(handle: FileHandle, bytes: Uint8Array, position: number)
     done += bytesWritten;
   }
 }
+
+/** The whole file as one buffer, for small outputs such as an HTTP response body. */
+export function encodeSafetensors(tensors: readonly TensorToWrite[], metadata?: Record<string, string>): Buffer {
+  const header = buildHeader(tensors, metadata);
+  const out = Buffer.alloc(header.bytes.length + header.dataBytes);
+  header.bytes.copy(out, 0);
+  tensors.forEach((t, i) => {
+    const bytes = encodeChunk(t, t.data);
+    const expected = numel(t.shape) * DTYPE_BYTES[t.dtype];
+    if (bytes.length !== expected) throw new Error(`tensor "${t.name}": ${bytes.length} bytes, expected ${expected}`);
+    out.set(bytes, header.bytes.length + header.offsets[i]);
+  });
+  return out;
+}

@@ -6,6 +6,7 @@ import type { Tokenizer } from '../model/tokenizer.js';
 import { writeSafetensorsStreaming, type TensorSpec } from '../model/safetensors.js';
 import { tokenBudgetBatches } from '../scheduler/token-budget.js';
 import type { SequenceResult, Want } from '../engine/batch.js';
+import { residueRows } from './embed.js';
 
 export const INCLUDE_KINDS = ['mean', 'per_tok', 'bos', 'logits', 'contacts'] as const;
 export type IncludeKind = (typeof INCLUDE_KINDS)[number];
@@ -26,20 +27,6 @@ export interface EmbedFileOptions {
   run: RunBatch;
   metadata?: Record<string, string>;
   onProgress?: (residuesDone: number) => void;
-}
-
-/** esm-extract's layer numbering: −1 is the last layer, 0 the embeddings. */
-export function resolveReprLayers(spec: readonly number[], numLayers: number): number[] {
-  return [
-    ...new Set(
-      spec.map((layer) => {
-        if (!Number.isInteger(layer) || layer < -(numLayers + 1) || layer > numLayers) {
-          throw new RangeError(`repr layer ${layer} is out of range for a ${numLayers}-layer model (use -${numLayers + 1} … ${numLayers})`);
-        }
-        return (layer + numLayers + 1) % (numLayers + 1);
-      }),
-    ),
-  ];
 }
 
 interface Slot {
@@ -77,10 +64,10 @@ export async function embedFastaToSafetensors(opts: EmbedFileOptions): Promise<{
         slots.push({ spec: { name, dtype: 'F32', shape }, batch, position, take });
       for (const layer of reprLayers) {
         if (include.includes('mean')) add(`${id}/mean/${layer}`, [E], (r) => r.mean![layer]);
-        if (include.includes('per_tok')) add(`${id}/per_tok/${layer}`, [L, E], (r) => r.hidden![layer].subarray(E, (L + 1) * E));
+        if (include.includes('per_tok')) add(`${id}/per_tok/${layer}`, [L, E], (r) => residueRows(r.hidden![layer], E, L));
         if (include.includes('bos')) add(`${id}/bos/${layer}`, [E], (r) => r.bos![layer]);
       }
-      if (include.includes('logits')) add(`${id}/logits`, [L, V], (r) => r.logits!.subarray(V, (L + 1) * V));
+      if (include.includes('logits')) add(`${id}/logits`, [L, V], (r) => residueRows(r.logits!, V, L));
       if (include.includes('contacts')) add(`${id}/contacts`, [L, L], (r) => r.contacts!);
     }),
   );

@@ -1,0 +1,168 @@
+// The replicas of one server as the scheduler's Executor: started together, addressed by index.
+// A replica that cannot start is kept as a 'failed' entry (so health and metrics can show it)
+// while the others serve; only a pool where no replica starts is an error.
+import { EventEmitter } from 'node:events';
+import type { Executor, SequenceResult, Want } from '../scheduler/types.js';
+import { ReplicaError } from './errors.js';
+import type { FaultInjection, ModelPaths } from './protocol.js';
+import { Replica, type ReplicaState } from './replica.js';
+
+export type PoolLogLevel = 'info' | 'warn' | 'error';
+
+export interface PoolReplicaOptions {
+  device: string;
+  intraOpNumThreads?: number;
+}
+
+export interface PoolOptions {
+  replicas: PoolReplicaOptions[];
+  models: ModelPaths;
+  padTokenId: number;
+  runTimeoutMs?: number;
+  log?: (level: PoolLogLevel, message: string) => void;
+  /** Test-only: a fault for the replica of that index (see Replica's faultInjection). */
+  faultInjection?: Partial<Record<number, FaultInjection>>;
+}
+
+export interface PoolReplicaInfo {
+  index: number;
+  /** The device asked for. */
+  device: string;
+  /** The device in use ("cpu" after a fallback); the requested one while it never started. */
+  actual: string;
+  state: ReplicaState;
+  fallbackReason?: string;
+  /** Why the replica could not start, or gave up. */
+  error?: string;
+  batchesRun: number;
+  restarts: number;
+}
+
+export type ReplicaDownReason = 'crashed' | 'timeout' | 'init-failed' | 'failed';
+
+interface PoolEvents {
+  /** The replica serves again after a restart. */
+  'replica-up': [index: number, info: PoolReplicaInfo];
+  /** The replica stopped serving: crashed or hung (a restart follows) or gave up ('failed'). */
+  'replica-down': [index: number, reason: ReplicaDownReason, message: string];
+}
+
+interface Slot {
+  index: number;
+  device: string;
+  replica?: Replica;
+  /** Why it never started or gave up. */
+  error?: string;
+}
+
+export class ReplicaPool extends EventEmitter<PoolEvents> implements Executor {
+  private closing?: Promise<void>;
+
+  private constructor(private readonly slots: Slot[]) {
+    super();
+  }
+
+  /**
+   * Starts every replica in parallel. Resolves once each has started or failed to; rejects only
+   * when none started. Events are emitted from then on: read replicaInfo() for the state at start.
+   */
+  static async start(opts: PoolOptions): Promise<ReplicaPool> {
+    if (opts.replicas.length === 0) throw new Error('a replica pool needs at least one device');
+    const log = opts.log ?? (() => undefined);
+    const settled = await Promise.allSettled(
+      opts.replicas.map((r, index) =>
+        Replica.start({
+          device: r.device,
+          intraOpNumThreads: r.intraOpNumThreads,
+          models: opts.models,
+          padTokenId: opts.padTokenId,
+          runTimeoutMs: opts.runTimeoutMs,
+          name: `${index} (${r.device})`,
+          faultInjection: opts.faultInjection?.[index],
+        }),
+      ),
+    );
+    const slots = settled.map((outcome, index): Slot => {
+      const device = opts.replicas[index].device;
+      if (outcome.status === 'fulfilled') return { index, device, replica: outcome.value };
+      const error = outcome.reason instanceof Error ? outcome.reason.message : String(outcome.reason);
+      log('error', `replica ${index} on ${device} failed to start: ${error}`);
+      return { index, device, error };
+    });
+    if (slots.every((s) => !s.replica)) {
+      const reasons = slots.map((s) => `${s.index} (${s.device}): ${s.error}`).join('; ');
+      throw new ReplicaError('init-failed', `no replica could start: ${reasons}`);
+    }
+    const pool = new ReplicaPool(slots);
+    for (const slot of slots) if (slot.replica) pool.watch(slot, slot.replica, log);
+    return pool;
+  }
+
+  get size(): number {
+    return this.slots.length;
+  }
+
+  /** Serving, or restarting after a crash (work queued meanwhile runs once it is back). */
+  isUp(index: number): boolean {
+    const state = this.slots[index]?.replica?.info().state;
+    return state === 'ready' || state === 'restarting';
+  }
+
+  /** Replicas that can take work now (ready, not restarting). */
+  upCount(): number {
+    return this.slots.filter((s) => s.replica?.info().state === 'ready').length;
+  }
+
+  /** True when every replica that started is ready (none restarting, failed or closing). */
+  get ready(): boolean {
+    const started = this.slots.filter((s) => s.replica);
+    return !this.closing && started.every((s) => s.replica!.info().state === 'ready');
+  }
+
+  run(index: number, tokens: Int32Array[], want: Want): Promise<SequenceResult[]> {
+    const slot = this.slots[index];
+    if (!slot) return Promise.reject(new ReplicaError('invalid-request', `no replica ${index} (pool of ${this.size})`));
+    if (!slot.replica) return Promise.reject(new ReplicaError('failed', `replica ${index} (${slot.device}) did not start: ${slot.error}`));
+    return slot.replica.run({ tokens, want });
+  }
+
+  replicaInfo(): PoolReplicaInfo[] {
+    return this.slots.map(({ index, device, replica, error }) => {
+      if (!replica) return { index, device, actual: device, state: 'failed', error, batchesRun: 0, restarts: 0 };
+      const info = replica.info();
+      return {
+        index, device, actual: info.actual, state: info.state,
+        ...(info.fallbackReason ? { fallbackReason: info.fallbackReason } : {}),
+        ...(error ? { error } : {}),
+        batchesRun: info.batchesRun, restarts: info.restarts,
+      };
+    });
+  }
+
+  /** Lets every replica finish the work it accepted, then ends their processes. */
+  close(): Promise<void> {
+    this.closing ??= Promise.all(this.slots.map((s) => s.replica?.close())).then(() => undefined);
+    return this.closing;
+  }
+
+  private watch(slot: Slot, replica: Replica, log: (level: PoolLogLevel, message: string) => void): void {
+    const { index } = slot;
+    const info = replica.info();
+    const fallback = info.fallbackReason ? ` (fallback: ${info.fallbackReason})` : '';
+    log(info.fallbackReason ? 'warn' : 'info', `replica ${index} ready on ${info.actual}, pid ${info.pid}${fallback}`);
+    replica.on('log', (line) => log('warn', `replica ${index}: ${line}`));
+    replica.on('crashed', ({ reason, message }) => {
+      log('error', message);
+      this.emit('replica-down', index, reason, message);
+    });
+    replica.on('restarted', () => {
+      log('info', `replica ${index} restarted on ${replica.info().actual}`);
+      this.emit('replica-up', index, this.replicaInfo()[index]);
+    });
+    replica.on('failed', (err) => {
+      slot.error = err.message;
+      log('error', err.message);
+      this.emit('replica-down', index, 'failed', err.message);
+    });
+  }
+}

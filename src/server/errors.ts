@@ -1,0 +1,66 @@
+// Every error a client can see, mapped to one HTTP status in one table. Bodies are
+// `{ detail, error }` (`detail` as the FastAPI service returned it); never a stack trace.
+import type { FastifyError, FastifyInstance } from 'fastify';
+import { InputError } from '../tasks/errors.js';
+
+export class ApiError extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly code: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+export const notReady = (message: string) => new ApiError(503, 'not_ready', message);
+export const unauthorized = () => new ApiError(401, 'unauthorized', 'missing or invalid API key (send Authorization: Bearer <key>)');
+
+/** Scheduler and engine errors are recognised by name, so this layer needs no import of theirs. */
+const BY_NAME: Record<string, { status: number; code: string }> = {
+  OverloadedError: { status: 429, code: 'overloaded' },
+  SchedulerTimeoutError: { status: 504, code: 'timeout' },
+  CancelledError: { status: 499, code: 'cancelled' },
+  ReplicaError: { status: 500, code: 'inference_failed' },
+};
+
+/** Fastify's own request errors. */
+const FASTIFY_CODES: Record<string, { status: number; code: string }> = {
+  FST_ERR_VALIDATION: { status: 422, code: 'validation_error' },
+  FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, code: 'invalid_json' },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, code: 'invalid_json' },
+  FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: 'body_too_large' },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: { status: 415, code: 'unsupported_media_type' },
+};
+
+export function toApiError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  if (err instanceof InputError) return new ApiError(422, 'validation_error', err.message);
+  const e = err as FastifyError & { retryAfterSeconds?: number };
+  const byName = BY_NAME[e?.name];
+  if (byName) {
+    const headers: Record<string, string> = e.retryAfterSeconds ? { 'retry-after': String(Math.ceil(e.retryAfterSeconds)) } : {};
+    return new ApiError(byName.status, byName.code, e.message, headers);
+  }
+  const fastify = e?.code ? FASTIFY_CODES[e.code] : undefined;
+  if (fastify) {
+    // Fastify says "body/sequences must NOT have more than 64 items"; name the field plainly.
+    const message = e.code === 'FST_ERR_VALIDATION' ? e.message.replace(/^body\/?/, '').replace(/^ /, 'body ') : e.message;
+    return new ApiError(fastify.status, fastify.code, message);
+  }
+  if (typeof e?.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) return new ApiError(e.statusCode, 'bad_request', e.message);
+  return new ApiError(500, 'internal_error', 'internal server error');
+}
+
+export function registerErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((err, request, reply) => {
+    const api = toApiError(err);
+    if (api.statusCode >= 500) request.log.error({ err }, 'request failed');
+    void reply.code(api.statusCode).headers(api.headers).send({ detail: api.message, error: api.code });
+  });
+  app.setNotFoundHandler((request, reply) => {
+    void reply.code(404).send({ detail: `no route ${request.method} ${request.url}`, error: 'not_found' });
+  });
+}

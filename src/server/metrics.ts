@@ -1,0 +1,47 @@
+// Every Prometheus metric of the service, declared in one place (prom-client, own registry).
+import client from 'prom-client';
+
+export class Metrics {
+  readonly registry = new client.Registry();
+  readonly requests = new client.Counter({ name: 'esm2_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'], registers: [this.registry] });
+  readonly requestDuration = new client.Histogram({
+    name: 'esm2_request_duration_seconds',
+    help: 'HTTP request duration by route',
+    labelNames: ['route'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+  readonly queueSequences = new client.Gauge({ name: 'esm2_queue_depth_sequences', help: 'Sequences waiting in the batch queue', registers: [this.registry] });
+  readonly queueTokens = new client.Gauge({ name: 'esm2_queue_depth_tokens', help: 'Tokens waiting in the batch queue (the autoscaling signal)', registers: [this.registry] });
+  readonly batchSequences = new client.Histogram({
+    name: 'esm2_batch_sequences',
+    help: 'Sequences per engine batch',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128],
+    registers: [this.registry],
+  });
+  readonly batchTokens = new client.Histogram({
+    name: 'esm2_batch_tokens',
+    help: 'Padded tokens per engine batch',
+    buckets: [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384],
+    registers: [this.registry],
+  });
+  readonly batchPadding = new client.Histogram({
+    name: 'esm2_batch_padding_ratio',
+    help: 'Share of padding in an engine batch (1 − real / padded tokens)',
+    buckets: [0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75],
+    registers: [this.registry],
+  });
+  readonly inferenceDuration = new client.Histogram({
+    name: 'esm2_inference_duration_seconds',
+    help: 'Engine batch duration by device',
+    labelNames: ['device'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly residues = new client.Counter({ name: 'esm2_residues_total', help: 'Residues processed', registers: [this.registry] });
+  readonly replicaUp = new client.Gauge({ name: 'esm2_replica_up', help: '1 when the replica on a device serves', labelNames: ['device'], registers: [this.registry] });
+
+  constructor() {
+    client.collectDefaultMetrics({ register: this.registry });
+  }
+}

@@ -1,0 +1,60 @@
+// POST /v1/embed: representations of any layers, logits and contacts, as JSON or — with
+// `Accept: application/octet-stream` — as one safetensors body (no giant JSON float arrays).
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { encodeSafetensors } from '../../model/safetensors.js';
+import { encodeSequence } from '../../tasks/sequences.js';
+import { InputError } from '../../tasks/errors.js';
+import { embedJson, embedSafetensorsEntries, embedTensors, embedWant, resolveReprLayers, type EmbedSpec } from '../../tasks/embed.js';
+import { ErrorResponse, embedBody } from '../schemas.js';
+import type { ServingRuntime } from '../runtime.js';
+import { readyModel, setTimingHeaders, submitOptions } from './common.js';
+
+const SAFETENSORS = 'application/octet-stream';
+
+export const embedRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime }> = async (app, { runtime }) => {
+  const { settings } = runtime;
+  app.post(
+    '/v1/embed',
+    {
+      schema: {
+        summary: 'Representations, logits and contact maps',
+        description:
+          'JSON: `{model, results: [{index, length, representations: {"<layer>": {mean, per_residue, bos}}, logits, contacts}]}` ' +
+          '(per_residue and logits have one row per residue, cls/eos excluded). With `Accept: application/octet-stream` the ' +
+          'tensors come back as one safetensors file named `<index>/mean/<layer>`, `<index>/per_residue/<layer>`, ' +
+          '`<index>/bos/<layer>`, `<index>/logits`, `<index>/contacts`.',
+        body: embedBody(settings.maxBatchSize),
+        // 200 is JSON or a safetensors body, described above; left unconstrained.
+        response: { 200: Type.Any(), 400: ErrorResponse, 422: ErrorResponse, 429: ErrorResponse, 503: ErrorResponse, 504: ErrorResponse },
+      },
+    },
+    async (request, reply) => {
+      const model = readyModel(runtime);
+      const { config, tokenizer } = model.checkpoint;
+      const body = request.body;
+      let layers: number[];
+      try {
+        layers = resolveReprLayers(body.repr_layers, config.numLayers);
+      } catch (err) {
+        throw new InputError('repr_layers', (err as Error).message);
+      }
+      const spec: EmbedSpec = { include: body.include, layers };
+      const encoded = body.sequences.map((s, i) => encodeSequence(tokenizer, s, `sequences[${i}]`, settings.maxSequenceLength));
+      const want = embedWant(spec);
+      const outcomes = await model.scheduler.submit(
+        encoded.map((e) => ({ tokens: e.tokens, want })),
+        submitOptions(request, reply, settings.requestTimeoutMs),
+      );
+      setTimingHeaders(reply, outcomes);
+      const tensors = outcomes.map((o, i) => embedTensors(o.result, spec, encoded[i].length, config.hiddenSize, config.vocabSize));
+      if (request.headers.accept?.includes(SAFETENSORS)) {
+        const entries = tensors.flatMap((t, i) => embedSafetensorsEntries(i, t));
+        return reply.type(SAFETENSORS).send(encodeSafetensors(entries, { model: runtime.modelName }));
+      }
+      return {
+        model: runtime.modelName,
+        results: tensors.map((t, i) => ({ index: i, length: encoded[i].length, ...embedJson(t) })),
+      };
+    },
+  );
+};

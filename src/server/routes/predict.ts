@@ -1,0 +1,77 @@
+// The FastAPI service's endpoints, same field names: POST /predict and POST /predict/batch.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { encodeSequence } from '../../tasks/sequences.js';
+import { distribute, distributionInfo } from '../../scheduler/distributor.js';
+import type { ItemOutcome } from '../../scheduler/types.js';
+import { ErrorResponse, PredictBatchResponse, PredictBody, PredictResponse, predictBatchBody } from '../schemas.js';
+import type { ServingRuntime } from '../runtime.js';
+import { readyModel, setTimingHeaders, submitOptions } from './common.js';
+
+export const predictRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime }> = async (app, { runtime }) => {
+  const { settings } = runtime;
+  const errors = { 400: ErrorResponse, 422: ErrorResponse, 429: ErrorResponse, 503: ErrorResponse, 504: ErrorResponse };
+
+  /** One sequence's seed-style fields from its outcome. */
+  const prediction = (sequence: string, length: number, outcome: ItemOutcome, embeddings: boolean, attention: boolean) => {
+    const { config } = readyModel(runtime).checkpoint;
+    return {
+      sequence: sequence.replace(/\s+/g, '').toUpperCase(),
+      sequence_length: length,
+      embedding: embeddings ? Array.from(outcome.result.mean![config.numLayers]) : null,
+      embedding_dim: config.hiddenSize,
+      attention_shape: attention ? [config.numHeads, length, length] : null,
+      gpu_id: outcome.replica,
+    };
+  };
+
+  app.post(
+    '/predict',
+    { schema: { summary: 'Embed one sequence (seed-compatible)', body: PredictBody, response: { 200: PredictResponse, ...errors } } },
+    async (request, reply) => {
+      const model = readyModel(runtime);
+      const body = request.body;
+      const encoded = encodeSequence(model.checkpoint.tokenizer, body.sequence, 'sequence', settings.maxSequenceLength);
+      const last = model.checkpoint.config.numLayers;
+      const [outcome] = await model.scheduler.submit([{ tokens: encoded.tokens, want: { mean: [last] } }], submitOptions(request, reply, settings.requestTimeoutMs));
+      setTimingHeaders(reply, [outcome]);
+      return {
+        ...prediction(body.sequence, encoded.length, outcome, body.include_embeddings, body.include_attention),
+        inference_time_ms: outcome.inferenceMs,
+        model_name: runtime.modelName,
+      };
+    },
+  );
+
+  app.post(
+    '/predict/batch',
+    { schema: { summary: 'Embed a batch of sequences across the devices (seed-compatible)', body: predictBatchBody(settings.maxBatchSize), response: { 200: PredictBatchResponse, ...errors } } },
+    async (request, reply) => {
+      const model = readyModel(runtime);
+      const body = request.body;
+      const encoded = body.sequences.map((s, i) => encodeSequence(model.checkpoint.tokenizer, s, `sequences[${i}]`, settings.maxSequenceLength));
+      const last = model.checkpoint.config.numLayers;
+      const up = Array.from({ length: model.pool.size }, (_, i) => i).filter((i) => model.pool.isUp(i));
+      const plan = distribute(encoded.map((e) => e.tokens.length), Math.max(1, up.length), settings.distributionStrategy);
+      const replicaOf = new Array<number>(encoded.length);
+      plan.forEach((indices, device) => indices.forEach((i) => (replicaOf[i] = up[device] ?? 0)));
+      const started = performance.now();
+      const outcomes = await model.scheduler.submit(
+        encoded.map((e, i) => ({ tokens: e.tokens, want: { mean: [last] }, replica: replicaOf[i] })),
+        submitOptions(request, reply, settings.requestTimeoutMs),
+      );
+      const totalMs = performance.now() - started;
+      setTimingHeaders(reply, outcomes);
+      // Reported from where each sequence actually ran (equal to the plan unless a replica went down).
+      const ranOn: number[][] = Array.from({ length: model.pool.size }, () => []);
+      outcomes.forEach((o, i) => ranOn[o.replica].push(i));
+      return {
+        results: outcomes.map((o, i) => prediction(body.sequences[i], encoded[i].length, o, body.include_embeddings, body.include_attention)),
+        total_sequences: outcomes.length,
+        total_inference_time_ms: totalMs,
+        average_time_per_sequence_ms: totalMs / outcomes.length,
+        distribution_info: distributionInfo(ranOn),
+        model_name: runtime.modelName,
+      };
+    },
+  );
+};

@@ -1,0 +1,70 @@
+// Service routes: /, health (seed-compatible), liveness/readiness probes, /v1/models, /metrics.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { ServingRuntime } from '../runtime.js';
+import { settingsInForce } from '../settings.js';
+
+const GPU_KINDS = /^(cuda|tensorrt|webgpu)/;
+
+export const serviceRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime; version: string }> = async (app, { runtime, version }) => {
+  const replicas = () => runtime.model?.pool.replicaInfo() ?? [];
+  const ready = () => runtime.state === 'ready' && (runtime.model?.pool.ready ?? false);
+
+  app.get('/', { schema: { summary: 'Service information' } }, async () => ({
+    service: 'esm2-serve',
+    version,
+    docs: '/docs',
+    health: '/health',
+    batch_queue_enabled: runtime.settings.batchQueueEnabled,
+  }));
+
+  app.get('/health', { schema: { summary: 'Health (seed-compatible); 503 unless healthy' } }, async (_request, reply) => {
+    const all = replicas();
+    const up = all.filter((r) => r.state !== 'failed' && r.state !== 'closed');
+    const gpus = all.filter((r) => GPU_KINDS.test(r.actual));
+    const status = runtime.state === 'ready' && up.length > 0 ? 'healthy' : runtime.state === 'initializing' ? 'initializing' : 'unhealthy';
+    const down = all.length - up.length;
+    return reply.code(status === 'healthy' ? 200 : 503).send({
+      status,
+      gpu_count: gpus.length,
+      gpu_ids: gpus.map((r) => r.index),
+      model_loaded: runtime.model !== undefined,
+      model_name: runtime.modelName,
+      message: down > 0 && status === 'healthy' ? `${runtime.message}; ${down} of ${all.length} replicas down` : runtime.message,
+      devices: all.map((r) => ({ id: r.index, requested: r.device, device: r.actual, state: r.state })),
+    });
+  });
+
+  const live = async () => ({ status: 'alive' });
+  app.get('/v1/health/live', { schema: { summary: 'Liveness probe' } }, live);
+
+  const readiness = async (_request: unknown, reply: { code(n: number): { send(b: unknown): unknown } }) =>
+    ready()
+      ? reply.code(200).send({ status: 'ready' })
+      : reply.code(503).send({ status: runtime.state === 'ready' ? 'replicas starting' : runtime.state, detail: runtime.message });
+  app.get('/ready', { schema: { summary: 'Readiness probe: 503 until the model is compiled and every replica is up, and while draining' } }, readiness);
+  app.get('/v1/health/ready', { schema: { summary: 'Readiness probe (alias of /ready)' } }, readiness);
+
+  app.get('/v1/models', { schema: { summary: 'The model, devices and settings in force' } }, async () => {
+    const model = runtime.model;
+    const config = model?.checkpoint.config;
+    return {
+      name: runtime.modelName,
+      source: runtime.source,
+      state: runtime.state,
+      layers: config?.numLayers ?? null,
+      hidden_size: config?.hiddenSize ?? null,
+      attention_heads: config?.numHeads ?? null,
+      vocabulary: model ? [...model.checkpoint.tokenizer.vocab] : null,
+      max_sequence_length: runtime.settings.maxSequenceLength,
+      precision: model?.precision ?? null,
+      devices: replicas().map((r) => ({ id: r.index, requested: r.device, device: r.actual, state: r.state, fallback_reason: r.fallbackReason ?? null })),
+      devices_description: model?.devicesDescription ?? null,
+      settings: settingsInForce(runtime.settings),
+    };
+  });
+
+  app.get('/metrics', { schema: { summary: 'Prometheus metrics', hide: false } }, async (_request, reply) => {
+    runtime.updateQueueGauges();
+    return reply.type(runtime.metrics.registry.contentType).send(await runtime.metrics.registry.metrics());
+  });
+};

@@ -1,0 +1,206 @@
+// The service's settings, from the environment. Names and defaults of the FastAPI service it
+// descends from are kept; a bad value stops start-up with one line naming the variable, the
+// value and what is expected. SETTINGS_DOCS is the one description of them, for README and
+// GET /v1/models.
+import { DEVICES_GRAMMAR, DevicesSpecError, parseDevicesSpec } from '../engine/detect.js';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+export const PRECISIONS = ['auto', 'fp32', 'fp16'] as const;
+export type PrecisionSetting = (typeof PRECISIONS)[number];
+export const DISTRIBUTION_STRATEGIES = ['balanced', 'contiguous'] as const;
+export type DistributionStrategy = (typeof DISTRIBUTION_STRATEGIES)[number];
+
+export interface Settings {
+  /** Local checkpoint directory as given; undefined: the built-in demo model. */
+  modelName?: string;
+  host: string;
+  port: number;
+  logLevel: LogLevel;
+  /** '*' for any origin, else the allowed origins (empty: no cross-origin access). */
+  corsOrigins: '*' | string[];
+  /** Sequences per request. */
+  maxBatchSize: number;
+  /** Residues per sequence (cls and eos not counted). */
+  maxSequenceLength: number;
+  batchQueueEnabled: boolean;
+  batchQueueMaxWaitMs: number;
+  /** Sequences per engine batch. */
+  batchQueueMaxSize: number;
+  /** A DEVICES spec (validated; resolved to replicas by engine/detect.ts). */
+  devices: string;
+  precision: PrecisionSetting;
+  /** Padded tokens (cls and eos included) per engine batch. */
+  maxBatchTokens: number;
+  distributionStrategy: DistributionStrategy;
+  maxQueuedTokens: number;
+  requestTimeoutMs: number;
+  bodyLimitBytes: number;
+  /** When set, every route but health, readiness and metrics needs `Authorization: Bearer <key>`. */
+  apiKey?: string;
+}
+
+export interface SettingDoc {
+  variable: string;
+  /** The default as one would write it in the environment; "unset" when there is none. */
+  default: string;
+  description: string;
+}
+
+export class SettingsError extends Error {
+  constructor(
+    readonly variable: string,
+    value: string,
+    expected: string,
+  ) {
+    super(`${variable}=${JSON.stringify(value)} is invalid: expected ${expected}`);
+    this.name = 'SettingsError';
+  }
+}
+
+export const SETTINGS_DOCS: readonly SettingDoc[] = [
+  { variable: 'MODEL_NAME', default: 'unset', description: 'Local ESM-2 checkpoint directory (HuggingFace layout); unset: the built-in demo model' },
+  { variable: 'HOST', default: '0.0.0.0', description: 'Address to listen on' },
+  { variable: 'PORT', default: '8000', description: 'Port to listen on (0–65535; 0 picks a free one)' },
+  { variable: 'LOG_LEVEL', default: 'info', description: `Log level: ${LOG_LEVELS.join(', ')}` },
+  { variable: 'CORS_ORIGINS', default: '*', description: 'Allowed cross-origin origins: a comma list, or `*` for any; empty: none' },
+  { variable: 'MAX_BATCH_SIZE', default: '64', description: 'Most sequences in one request' },
+  { variable: 'MAX_SEQUENCE_LENGTH', default: '1022', description: 'Most residues in one sequence' },
+  { variable: 'BATCH_QUEUE_ENABLED', default: 'true', description: 'Batch sequences of concurrent requests together (true/false)' },
+  { variable: 'BATCH_QUEUE_MAX_WAIT_MS', default: '50', description: 'Longest a sequence waits for others to share its batch' },
+  { variable: 'BATCH_QUEUE_MAX_SIZE', default: '64', description: 'Most sequences in one engine batch' },
+  {
+    variable: 'DEVICES',
+    default: 'auto',
+    description: '`auto` (one replica per NVIDIA GPU, honouring `CUDA_VISIBLE_DEVICES`, when the CUDA execution provider is installed; else CPU), `cpu`, `cpu:N` (N CPU replicas sharing the cores), `cuda:0,1,…`, `tensorrt:0,…`, `webgpu`',
+  },
+  { variable: 'PRECISION', default: 'auto', description: 'Compiled graph precision: `auto` (fp32 on CPU, fp16 on GPU), `fp32`, `fp16`' },
+  { variable: 'MAX_BATCH_TOKENS', default: '4096', description: 'Padded-token budget of one engine batch (sequences × longest length, cls and eos included); at least MAX_SEQUENCE_LENGTH + 2' },
+  { variable: 'DISTRIBUTION_STRATEGY', default: 'balanced', description: '`/predict/batch` split over replicas: `balanced` (by padded tokens) or `contiguous` (the original service\'s chunks)' },
+  { variable: 'MAX_QUEUED_TOKENS', default: '262144', description: 'Tokens waiting in the queue beyond which requests get 429' },
+  { variable: 'REQUEST_TIMEOUT_MS', default: '120000', description: 'A request still unanswered after this gets 504 and its work is dropped' },
+  { variable: 'BODY_LIMIT_BYTES', default: '10485760', description: 'Largest request body (413 beyond), at least 1024' },
+  { variable: 'API_KEY', default: 'unset', description: 'When set, every route but health, readiness and metrics needs `Authorization: Bearer <API_KEY>`' },
+];
+
+/** The default of a variable as SETTINGS_DOCS states it (undefined for "unset"). */
+function defaultOf(variable: string): string | undefined {
+  const value = SETTINGS_DOCS.find((d) => d.variable === variable)?.default;
+  return value === 'unset' ? undefined : value;
+}
+
+/** Reads and checks every setting; throws a SettingsError for the first bad one. */
+export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
+  const read = (variable: string): string => env[variable] ?? defaultOf(variable) ?? '';
+  const int = (variable: string, min: number, max = Number.MAX_SAFE_INTEGER) => readInteger(variable, read(variable), min, max);
+  const maxSequenceLength = int('MAX_SEQUENCE_LENGTH', 1);
+  const maxBatchTokens = int('MAX_BATCH_TOKENS', 1);
+  // A batch must hold at least one sequence of the longest allowed length, plus cls and eos.
+  if (maxBatchTokens < maxSequenceLength + 2) {
+    throw new SettingsError(
+      'MAX_BATCH_TOKENS',
+      String(maxBatchTokens),
+      `at least MAX_SEQUENCE_LENGTH + 2 = ${maxSequenceLength + 2} (MAX_SEQUENCE_LENGTH is ${maxSequenceLength}), so that the longest sequence fits one batch`,
+    );
+  }
+  const host = read('HOST').trim();
+  if (!host) throw new SettingsError('HOST', read('HOST'), 'an address to listen on, e.g. 0.0.0.0');
+  return {
+    ...optional(env.MODEL_NAME, 'modelName'),
+    host,
+    port: int('PORT', 0, 65535),
+    logLevel: readChoice('LOG_LEVEL', read('LOG_LEVEL'), LOG_LEVELS),
+    corsOrigins: readOrigins(read('CORS_ORIGINS')),
+    maxBatchSize: int('MAX_BATCH_SIZE', 1),
+    maxSequenceLength,
+    batchQueueEnabled: readBoolean('BATCH_QUEUE_ENABLED', read('BATCH_QUEUE_ENABLED')),
+    batchQueueMaxWaitMs: int('BATCH_QUEUE_MAX_WAIT_MS', 0),
+    batchQueueMaxSize: int('BATCH_QUEUE_MAX_SIZE', 1),
+    devices: readDevices(read('DEVICES')),
+    precision: readChoice('PRECISION', read('PRECISION'), PRECISIONS),
+    maxBatchTokens,
+    distributionStrategy: readChoice('DISTRIBUTION_STRATEGY', read('DISTRIBUTION_STRATEGY'), DISTRIBUTION_STRATEGIES),
+    maxQueuedTokens: int('MAX_QUEUED_TOKENS', 1),
+    requestTimeoutMs: int('REQUEST_TIMEOUT_MS', 1),
+    bodyLimitBytes: int('BODY_LIMIT_BYTES', 1024),
+    ...optional(env.API_KEY, 'apiKey'),
+  };
+}
+
+/** An optional string setting: unset and empty both mean "not given" (compose files set empties). */
+function optional<K extends 'modelName' | 'apiKey'>(value: string | undefined, key: K): Partial<Record<K, string>> {
+  return value === undefined || value.trim() === '' ? {} : ({ [key]: value } as Partial<Record<K, string>>);
+}
+
+/** Plain decimal integers only: "12abc", "1e3", "0x10", "1.5" and "" are mistakes, not numbers. */
+function readInteger(variable: string, raw: string, min: number, max: number): number {
+  const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `from ${min} to ${max}`;
+  const text = raw.trim();
+  const value = /^-?\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new SettingsError(variable, raw, `a whole number ${range}`);
+  }
+  return value;
+}
+
+function readChoice<T extends string>(variable: string, raw: string, choices: readonly T[]): T {
+  const value = raw.trim().toLowerCase();
+  if (!(choices as readonly string[]).includes(value)) throw new SettingsError(variable, raw, `one of ${choices.join(', ')}`);
+  return value as T;
+}
+
+function readBoolean(variable: string, raw: string): boolean {
+  const value = raw.trim().toLowerCase();
+  if (['true', '1', 'yes'].includes(value)) return true;
+  if (['false', '0', 'no'].includes(value)) return false;
+  throw new SettingsError(variable, raw, 'true or false (also 1/0, yes/no)');
+}
+
+function readOrigins(raw: string): '*' | string[] {
+  const origins = raw.split(',').map((o) => o.trim()).filter((o) => o !== '');
+  if (origins.includes('*')) {
+    if (origins.length > 1) throw new SettingsError('CORS_ORIGINS', raw, '`*` alone or a comma list of origins');
+    return '*';
+  }
+  return origins;
+}
+
+function readDevices(raw: string): string {
+  try {
+    parseDevicesSpec(raw);
+  } catch (err) {
+    if (err instanceof DevicesSpecError) throw new SettingsError('DEVICES', raw, `${DEVICES_GRAMMAR} (${err.why})`);
+    throw err;
+  }
+  return raw.trim();
+}
+
+/** The settings as variables and values, for GET /v1/models; the API key is never shown. */
+export function settingsInForce(settings: Settings): Record<string, string | number | boolean | string[] | null> {
+  return {
+    MODEL_NAME: settings.modelName ?? null,
+    HOST: settings.host,
+    PORT: settings.port,
+    LOG_LEVEL: settings.logLevel,
+    CORS_ORIGINS: settings.corsOrigins,
+    MAX_BATCH_SIZE: settings.maxBatchSize,
+    MAX_SEQUENCE_LENGTH: settings.maxSequenceLength,
+    BATCH_QUEUE_ENABLED: settings.batchQueueEnabled,
+    BATCH_QUEUE_MAX_WAIT_MS: settings.batchQueueMaxWaitMs,
+    BATCH_QUEUE_MAX_SIZE: settings.batchQueueMaxSize,
+    DEVICES: settings.devices,
+    PRECISION: settings.precision,
+    MAX_BATCH_TOKENS: settings.maxBatchTokens,
+    DISTRIBUTION_STRATEGY: settings.distributionStrategy,
+    MAX_QUEUED_TOKENS: settings.maxQueuedTokens,
+    REQUEST_TIMEOUT_MS: settings.requestTimeoutMs,
+    BODY_LIMIT_BYTES: settings.bodyLimitBytes,
+    API_KEY: settings.apiKey === undefined ? 'unset' : 'set',
+  };
+}
+
+/** SETTINGS_DOCS as the Markdown table of README.md's "Settings" section (a test keeps them equal). */
+export function settingsMarkdownTable(): string {
+  const rows = SETTINGS_DOCS.map((d) => `| \`${d.variable}\` | ${d.default === 'unset' ? 'unset' : `\`${d.default}\``} | ${d.description} |`);
+  return ['| variable | default | meaning |', '|---|---|---|', ...rows].join('\n');
+}

@@ -1,0 +1,43 @@
+// A real esm2-serve on the golden checkpoint, listening on a random loopback port.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../../src/server/app.js';
+import type { ServingRuntime } from '../../src/server/runtime.js';
+import { loadSettings } from '../../src/server/settings.js';
+import { fixtureModelDir } from './paths.js';
+
+export interface TestServer {
+  app: FastifyInstance;
+  runtime: ServingRuntime;
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Starts the service with the given settings (environment-variable names) over the defaults. */
+export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
+  const cache = await mkdtemp(join(tmpdir(), 'esm2-server-'));
+  process.env.ESM2_COMPILE_CACHE = cache;
+  const settings = loadSettings({ MODEL_NAME: fixtureModelDir, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'silent', DEVICES: 'cpu', ...env });
+  const { app, runtime } = await buildApp(settings, { version: 'test', logger: false });
+  await app.listen({ host: settings.host, port: 0 });
+  await runtime.start();
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  return {
+    app,
+    runtime,
+    url: `http://127.0.0.1:${port}`,
+    async close() {
+      await app.close();
+      await runtime.drain();
+      await rm(cache, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; json: Record<string, unknown> }> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+  return { status: res.status, headers: res.headers, json: (await res.json()) as Record<string, unknown> };
+}
