@@ -1,0 +1,88 @@
+// Which waiting items an idle replica runs next. The oldest item it may run anchors the batch
+// (no item starves behind a stream of better-fitting ones); company is the compatible items
+// closest to it in length, so padding stays small (length bucketing).
+import type { Lane } from './wants.js';
+import type { QueuedItem, WorkQueue } from './work-queue.js';
+
+export interface BatchLimits {
+  /** Padded-token budget: max length × sequences. */
+  maxBatchTokens: number;
+  maxBatchSize: number;
+}
+
+export interface Selection<T> {
+  /** The anchor first, then the company in the order it was added. */
+  items: T[];
+  /** Waiting longer cannot improve the batch: it is at maxBatchSize, has no room for another item
+   *  as long as its longest, or already had to turn a waiting candidate away (surplus work). */
+  full: boolean;
+}
+
+/**
+ * Greedy length bucketing: candidates closest in length to the anchor first (ties: older first),
+ * each added while max_len × n ≤ maxBatchTokens and n ≤ maxBatchSize; one that does not fit is
+ * skipped, a shorter one further on may still fit. An anchor over the budget runs alone.
+ */
+export function selectBatch<T extends { readonly tokens: Int32Array; readonly seq: number }>(
+  anchor: T,
+  candidates: readonly T[],
+  limits: BatchLimits,
+): Selection<T> {
+  const target = anchor.tokens.length;
+  const byCloseness = [...candidates].sort(
+    (a, b) => Math.abs(a.tokens.length - target) - Math.abs(b.tokens.length - target) || a.seq - b.seq,
+  );
+  const items = [anchor];
+  let maxLength = target;
+  let turnedAway = false;
+  for (const candidate of byCloseness) {
+    if (items.length >= limits.maxBatchSize) {
+      turnedAway = true;
+      break;
+    }
+    const widened = Math.max(maxLength, candidate.tokens.length);
+    if (widened * (items.length + 1) > limits.maxBatchTokens) {
+      turnedAway = true;
+      continue;
+    }
+    items.push(candidate);
+    maxLength = widened;
+  }
+  const noRoom = items.length >= limits.maxBatchSize || maxLength * (items.length + 1) > limits.maxBatchTokens;
+  return { items, full: turnedAway || noRoom };
+}
+
+export interface PlanContext {
+  limits: BatchLimits;
+  /** false: a batch holds one request's items only and never waits. */
+  batching: boolean;
+  maxWaitMs: number;
+  now: number;
+  /** Whether this replica may run the item (pin, and not taken by another plan of this round). */
+  runnable: (item: QueuedItem) => boolean;
+}
+
+export interface BatchPlan {
+  items: QueuedItem[];
+  lane: Lane;
+  /** Dispatch now; otherwise wait for company until `deadline`. */
+  ready: boolean;
+  /** The anchor's (oldest item's) arrival + maxWaitMs. */
+  deadline: number;
+}
+
+/** The batch one idle replica would run now, or undefined when nothing waits that it may run. */
+export function planBatch(queue: WorkQueue, context: PlanContext): BatchPlan | undefined {
+  const anchor = queue.oldest(context.runnable);
+  if (!anchor) return undefined;
+  const candidates: QueuedItem[] = [];
+  for (const item of queue.inLane(anchor.lane)) {
+    if (item === anchor || !context.runnable(item)) continue;
+    if (!context.batching && item.request !== anchor.request) continue;
+    candidates.push(item);
+  }
+  const { items, full } = selectBatch(anchor, candidates, context.limits);
+  const deadline = anchor.enqueuedAt + context.maxWaitMs;
+  const ready = !context.batching || full || context.now >= deadline;
+  return { items, lane: anchor.lane, ready, deadline };
+}

@@ -1,0 +1,283 @@
+// The one way into inference: requests become per-sequence work items, idle replicas take
+// length-bucketed batches of them, and each request gets back exactly what it asked for.
+// Everything is promise/timer driven; no call here blocks or waits on a replica.
+import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import { planBatch, type BatchLimits, type BatchPlan } from './batch-selection.js';
+import { CancelledError, OverloadedError, SchedulerTimeoutError } from './errors.js';
+import { PendingRequest } from './pending-request.js';
+import { ThroughputMeter } from './throughput.js';
+import type { BatchReport, Executor, ItemOutcome, SequenceResult, WorkItem } from './types.js';
+import { validateItems, validateOptions, validateSubmitOptions } from './validation.js';
+import { laneOf, mergeWants, pickWanted } from './wants.js';
+import { WorkQueue, type QueuedItem } from './work-queue.js';
+
+export interface SchedulerOptions {
+  /** Padded-token budget of one batch: max length × sequences. */
+  maxBatchTokens: number;
+  /** Most sequences in one batch. */
+  maxBatchSize: number;
+  /** Longest a batch waits for company after its oldest item arrived (batching on). */
+  maxWaitMs: number;
+  /** false: each request's sequences are batched only with each other, and never wait. */
+  batching: boolean;
+  /** Backpressure: most tokens waiting (not running) before submit refuses work. */
+  maxQueuedTokens: number;
+}
+
+export interface SubmitOptions {
+  /** Aborting drops the request's queued work and rejects with CancelledError. */
+  signal?: AbortSignal;
+  /** Past this, the request's queued work is dropped and it rejects with SchedulerTimeoutError. */
+  timeoutMs?: number;
+}
+
+export interface SchedulerStats {
+  queuedSequences: number;
+  queuedTokens: number;
+  runningBatches: number;
+  busyReplicas: number;
+}
+
+/** How soon to look again when work waits but no replica is up to take it. */
+const STRANDED_RECHECK_MS = 100;
+
+/** Emits 'batch' (a BatchReport) after every batch, whether it succeeded or failed. */
+export class Scheduler extends EventEmitter {
+  private readonly queue = new WorkQueue();
+  private readonly busy: boolean[];
+  private readonly meter = new ThroughputMeter();
+  private readonly limits: BatchLimits;
+  private runningBatches = 0;
+  private nextSeq = 0;
+  private wakeTimer: NodeJS.Timeout | undefined;
+  private pumpPending = false;
+  private drainWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly executor: Executor,
+    private readonly options: SchedulerOptions,
+  ) {
+    super();
+    validateOptions(executor, options);
+    this.busy = new Array<boolean>(executor.size).fill(false);
+    this.limits = { maxBatchTokens: options.maxBatchTokens, maxBatchSize: options.maxBatchSize };
+  }
+
+  /**
+   * Queues one request's sequences; resolves with their outcomes in item order. Rejects at once,
+   * queuing nothing, with OverloadedError when the queue is too full (a request larger than
+   * maxQueuedTokens on its own is still taken when nothing else waits — otherwise it could never
+   * run), or with TypeError/RangeError for malformed items.
+   */
+  submit(items: readonly WorkItem[], options: SubmitOptions = {}): Promise<ItemOutcome[]> {
+    try {
+      validateItems(items, this.executor.size);
+      validateSubmitOptions(options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const { signal, timeoutMs } = options;
+    if (signal?.aborted) return Promise.reject(new CancelledError());
+    if (items.length === 0) return Promise.resolve([]);
+    const overloaded = this.overload(items.reduce((sum, item) => sum + item.tokens.length, 0));
+    if (overloaded) return Promise.reject(overloaded);
+
+    const now = performance.now();
+    const request = new PendingRequest(items.length);
+    items.forEach((item, index) => {
+      const queued: QueuedItem = {
+        request,
+        index,
+        tokens: item.tokens,
+        want: item.want,
+        lane: laneOf(item.want),
+        replica: item.replica,
+        seq: this.nextSeq++,
+        enqueuedAt: now,
+      };
+      this.queue.add(queued);
+      request.queued.add(queued);
+    });
+    if (signal) {
+      const onAbort = () => this.abandon(request, new CancelledError());
+      signal.addEventListener('abort', onAbort, { once: true });
+      request.onSettled(() => signal.removeEventListener('abort', onAbort));
+    }
+    if (timeoutMs !== undefined) {
+      const timer = setTimeout(() => this.abandon(request, new SchedulerTimeoutError(timeoutMs)), timeoutMs);
+      request.onSettled(() => clearTimeout(timer));
+    }
+    this.schedulePump();
+    return request.promise;
+  }
+
+  stats(): SchedulerStats {
+    return {
+      queuedSequences: this.queue.size,
+      queuedTokens: this.queue.queuedTokens,
+      runningBatches: this.runningBatches,
+      busyReplicas: this.busy.filter(Boolean).length,
+    };
+  }
+
+  /** Resolves once nothing is queued or running (for graceful shutdown; refusing new work is the caller's job). */
+  drain(): Promise<void> {
+    if (this.idle()) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  private idle(): boolean {
+    return this.queue.size === 0 && this.runningBatches === 0;
+  }
+
+  private upReplicas(): boolean[] {
+    return Array.from({ length: this.executor.size }, (_, replica) => this.executor.isUp(replica));
+  }
+
+  /** The error refusing `tokens` more, or undefined when they fit. */
+  private overload(tokens: number): OverloadedError | undefined {
+    const queued = this.queue.queuedTokens;
+    const limit = this.options.maxQueuedTokens;
+    if (queued === 0 || queued + tokens <= limit) return undefined;
+    // Room comes when the queue is down to limit − tokens, or empty for a request over the limit alone.
+    const excess = Math.min(queued, queued + tokens - limit);
+    const replicasUp = this.upReplicas().filter(Boolean).length;
+    return new OverloadedError(
+      this.meter.secondsToProcess(excess, replicasUp),
+      `queue full: ${queued} tokens waiting, ${tokens} more would pass the limit of ${limit}`,
+    );
+  }
+
+  /** Ends a request early: its queued items leave the queue; its running ones finish unheard. */
+  private abandon(request: PendingRequest, error: unknown): void {
+    if (request.settled) return;
+    for (const item of request.queued) this.queue.remove(item);
+    request.queued.clear();
+    request.fail(error);
+    this.schedulePump();
+    this.notifyIfDrained();
+  }
+
+  private notifyIfDrained(): void {
+    if (!this.idle()) return;
+    for (const resolve of this.drainWaiters.splice(0)) resolve();
+  }
+
+  /** Coalesces the pumps asked for within one tick (e.g. many submits) into one. */
+  private schedulePump(): void {
+    if (this.pumpPending) return;
+    this.pumpPending = true;
+    queueMicrotask(() => {
+      this.pumpPending = false;
+      this.pump();
+    });
+  }
+
+  /** Gives every idle replica a batch that is ready, and sets one timer for the earliest wait. */
+  private pump(): void {
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.wakeTimer = undefined;
+    if (this.queue.size === 0) return;
+    const now = performance.now();
+    const up = this.upReplicas();
+    // Items of a batch left waiting for company are not offered to the next replica this round.
+    const waiting = new Set<QueuedItem>();
+    let wakeAt = Infinity;
+    for (let replica = 0; replica < up.length && this.queue.size > 0; replica++) {
+      if (!up[replica] || this.busy[replica]) continue;
+      const plan = planBatch(this.queue, {
+        limits: this.limits,
+        batching: this.options.batching,
+        maxWaitMs: this.options.maxWaitMs,
+        now,
+        // A pin binds while its replica is up; when it is down the item may run anywhere.
+        runnable: (item) =>
+          !waiting.has(item) && (item.replica === undefined || item.replica === replica || !up[item.replica]),
+      });
+      if (!plan) continue;
+      if (plan.ready) {
+        this.dispatch(replica, plan);
+      } else {
+        for (const item of plan.items) waiting.add(item);
+        wakeAt = Math.min(wakeAt, plan.deadline);
+      }
+    }
+    if (wakeAt < Infinity) {
+      this.wakeTimer = setTimeout(() => this.pump(), Math.max(0, Math.ceil(wakeAt - now)));
+    } else if (this.queue.size > 0 && this.runningBatches === 0) {
+      // No replica is up and nothing running will call us back: look again soon, so work is not
+      // stranded. Unref'd: this poll alone must not keep a process alive (the replicas do).
+      this.wakeTimer = setTimeout(() => this.pump(), STRANDED_RECHECK_MS).unref();
+    }
+  }
+
+  private dispatch(replica: number, plan: BatchPlan): void {
+    for (const item of plan.items) {
+      this.queue.remove(item);
+      item.request.queued.delete(item);
+    }
+    this.busy[replica] = true;
+    this.runningBatches += 1;
+    void this.runBatch(replica, plan);
+  }
+
+  private async runBatch(replica: number, { items, lane }: BatchPlan): Promise<void> {
+    const startedAt = performance.now();
+    let results: SequenceResult[] | undefined;
+    let failure: unknown;
+    try {
+      results = await this.executor.run(replica, items.map((item) => item.tokens), mergeWants(items.map((item) => item.want), lane));
+      if (!Array.isArray(results) || results.length !== items.length) {
+        throw new Error(`replica ${replica} returned ${results?.length} results for a batch of ${items.length}`);
+      }
+    } catch (error) {
+      results = undefined;
+      failure = error;
+    }
+    const durationMs = performance.now() - startedAt;
+    this.busy[replica] = false;
+    this.runningBatches -= 1;
+
+    const tokens = items.reduce((sum, item) => sum + item.tokens.length, 0);
+    const maxLength = Math.max(...items.map((item) => item.tokens.length));
+    if (results) {
+      this.meter.record(tokens, durationMs);
+      this.deliver(replica, items, results, startedAt, durationMs);
+    } else {
+      // Only the requests with a sequence in this batch fail; the scheduler keeps serving.
+      for (const request of new Set(items.map((item) => item.request))) this.abandon(request, failure);
+    }
+    this.schedulePump();
+    this.notifyIfDrained();
+    const report: BatchReport = {
+      replica,
+      sequences: items.length,
+      tokens,
+      paddedTokens: maxLength * items.length,
+      durationMs,
+      ok: results !== undefined,
+    };
+    this.emit('batch', report);
+  }
+
+  private deliver(replica: number, items: QueuedItem[], results: SequenceResult[], startedAt: number, durationMs: number): void {
+    items.forEach((item, k) => {
+      if (item.request.settled) return; // cancelled, timed out or failed while running: dropped
+      let result: SequenceResult;
+      try {
+        result = pickWanted(results[k], item.want);
+      } catch (error) {
+        this.abandon(item.request, error);
+        return;
+      }
+      item.request.complete(item.index, {
+        result,
+        replica,
+        queueMs: startedAt - item.enqueuedAt,
+        inferenceMs: durationMs,
+        batchSize: items.length,
+      });
+    });
+  }
+}

@@ -1,0 +1,176 @@
+// How the scheduler forms batches: token budget, size cap, length bucketing, wants, lanes, waiting.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { selectBatch } from '../src/scheduler/batch-selection.js';
+import { Scheduler, type SchedulerOptions } from '../src/scheduler/scheduler.js';
+import type { ItemOutcome, Want, WorkItem } from '../src/scheduler/types.js';
+import { FakeExecutor, tokensFor } from './helpers/fake-executor.js';
+
+const defaults: SchedulerOptions = { maxBatchTokens: 4096, maxBatchSize: 64, maxWaitMs: 30, batching: true, maxQueuedTokens: 1e6 };
+const MEAN_LAST: Want = { mean: [6] };
+const item = (id: number, length: number, want: Want = MEAN_LAST, replica?: number): WorkItem => ({ tokens: tokensFor(id, length), want, replica });
+
+/** A held batch occupying replica 0 so later submits pile up in the queue (wrapped: an async
+ *  function returning a promise would wait for it). */
+async function occupy(fake: FakeExecutor, scheduler: Scheduler): Promise<{ blocker: Promise<ItemOutcome[]> }> {
+  fake.hold = true;
+  const blocker = scheduler.submit([item(999, 2)]);
+  await fake.batchesStarted(1);
+  return { blocker };
+}
+
+/** The outcome is this sequence's own result (mean[k] = [length, k, id]). */
+function assertOwnResult(outcome: ItemOutcome, id: number, length: number, layer = 6): void {
+  assert.deepEqual([...outcome.result.mean![layer]], [length, layer, id], `result of sequence ${id}`);
+}
+
+test('batches respect the padded-token budget and the size cap; every sequence gets its own result', { timeout: 5000 }, async () => {
+  const fake = new FakeExecutor(1);
+  const scheduler = new Scheduler(fake, { ...defaults, maxBatchTokens: 300, maxBatchSize: 4, maxWaitMs: 0 });
+  const { blocker } = await occupy(fake, scheduler);
+  const lengths = [12, 150, 40, 41, 7, 290, 500, 60, 60, 61, 9, 33, 100, 101, 102, 3];
+  const pending = lengths.map((length, id) => scheduler.submit([item(id, length)]));
+  await Promise.resolve();
+  fake.releaseAll();
+  const outcomes = await Promise.all(pending);
+  await blocker;
+
+  const batches = fake.batches.slice(1);
+  assert.deepEqual(batches.flatMap((b) => b.ids).sort((a, b) => a - b), lengths.map((_, id) => id));
+  for (const batch of batches) {
+    assert.ok(batch.ids.length <= 4, `batch of ${batch.ids.length}`);
+    const padded = Math.max(...batch.lengths) * batch.lengths.length;
+    assert.ok(padded <= 300 || batch.ids.length === 1, `batch ${batch.lengths} costs ${padded}`);
+  }
+  assert.ok(batches.some((b) => b.lengths.includes(500) && b.ids.length === 1), 'an over-budget sequence runs alone');
+  outcomes.forEach(([outcome], id) => {
+    assertOwnResult(outcome, id, lengths[id]);
+    assert.equal(outcome.batchSize, batches.find((b) => b.ids.includes(id))!.ids.length);
+  });
+  assert.equal(fake.overlaps, 0);
+});
+
+test('length bucketing: the oldest item is joined by those closest to it in length', { timeout: 5000 }, async () => {
+  const fake = new FakeExecutor(1);
+  const scheduler = new Scheduler(fake, { ...defaults, maxBatchTokens: 400, maxBatchSize: 3, maxWaitMs: 0 });
+  const { blocker } = await occupy(fake, scheduler);
+  const lengths = [10, 100, 11, 101, 12, 102];
+  const pending = lengths.map((length, id) => scheduler.submit([item(id, length)]));
+  await Promise.resolve();
+  fake.releaseAll();
+  await Promise.all([blocker, ...pending]);
+  // Arrival order would give [10, 100, 11]; bucketing gives the short ones, then the long ones.
+  assert.deepEqual(fake.batches.slice(1).map((b) => [...b.lengths].sort((x, y) => x - y)), [
+    [10, 11, 12],
+    [100, 101, 102],
+  ]);
+});
+
+test('one batch serves mixed wants; each request gets only what it asked for', { timeout: 5000 }, async () => {
+  const fake = new FakeExecutor(1);
+  const scheduler = new Scheduler(fake, defaults);
+  const wants: Want[] = [{ mean: [1] }, { logits: true, hidden: [0] }, { bos: [2], mean: [0] }, {}];
+  const outcomes = await Promise.all(wants.map((want, id) => scheduler.submit([item(id, 10 + id, want)])));
+  assert.equal(fake.batches.length, 1, 'submitted together, batched together');
+  assert.deepEqual(fake.batches[0].want, { logits: true, hidden: [0], mean: [0, 1], bos: [2] });
+
+  const shape = (outcome: ItemOutcome) =>
+    Object.fromEntries(
+      Object.entries(outcome.result).map(([key, value]) => [key, value instanceof Float32Array ? 'tensor' : Object.keys(value).map(Number)]),
+    );
+  assert.deepEqual(shape(outcomes[0][0]), { mean: [1] });
+  assert.deepEqual(shape(outcomes[1][0]), { logits: 'tensor', hidden: [0] });
+  assert.deepEqual(shape(outcomes[2][0]), { mean: [0], bos: [2] });
+  assert.deepEqual(shape(outcomes[3][0]), {});
+  assert.deepEqual([...outcomes[1][0].result.logits!], [1]);
+  assert.deepEqual([...outcomes[2][0].result.bos![2]], [12, 2, 2]);
+  for (const [outcome] of outcomes) assert.equal(outcome.batchSize, 4);
+});
+
+test('contacts work is never batched with other work', { timeout: 5000 }, async () => {
+  const fake = new FakeExecutor(1);
+  const scheduler = new Scheduler(fake, defaults);
+  const requests = Array.from({ length: 8 }, (_, id) => scheduler.submit([item(id, 20, id % 2 ? { contacts: true } : { logits: true })]));
+  const outcomes = await Promise.all(requests);
+  assert.equal(fake.batches.length, 2);
+  for (const batch of fake.batches) {
+    const contacts = batch.ids.map((id) => id % 2 === 1);
+    assert.ok(contacts.every((c) => c === contacts[0]), `mixed batch ${batch.ids}`);
+    assert.equal(Boolean(batch.want.contacts), contacts[0]);
+  }
+  outcomes.forEach(([outcome], id) => assert.deepEqual(Object.keys(outcome.result), [id % 2 ? 'contacts' : 'logits']));
+});
+
+test('a lone sequence waits for company at most maxWaitMs; company arriving meanwhile joins it', { timeout: 5000 }, async () => {
+  const fake = new FakeExecutor(1);
+  const scheduler = new Scheduler(fake, { ...defaults, maxWaitMs: 30 });
+  const submittedAt = performance.now();
+  const first = scheduler.submit([item(1, 10)]);
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  const second = scheduler.submit([item(2, 10)]);
+  const [[a], [b]] = await Promise.all([first, second]);
+  const waited = fake.batches[0].startedAt - submittedAt;
+  assert.equal(fake.batches.length, 1);
+  assert.deepEqual(fake.batches[0].ids, [1, 2]);
+  assert.ok(waited >= 28, `dispatched after ${waited.toFixed(1)} ms: it did not wait`);
+  assert.ok(waited <= 30 + 40, `dispatched after ${waited.toFixed(1)} ms: longer than maxWaitMs`);
+  assert.ok(a.queueMs >= b.queueMs, 'the older item queued longer');
+});
+
+test('a full batch dispatches at once instead of waiting', { timeout: 5000 }, async () => {
+  const fake = new FakeExecutor(1);
+  const scheduler = new Scheduler(fake, { ...defaults, maxWaitMs: 1000, maxBatchSize: 4 });
+  const submittedAt = performance.now();
+  const full = scheduler.submit([1, 2, 3, 4].map((id) => item(id, 10)));
+  await full;
+  assert.ok(fake.batches[0].startedAt - submittedAt < 100, 'size cap reached: no wait');
+
+  // Token budget reached (another item as long as these would not fit): no wait either.
+  const byTokens = new Scheduler(new FakeExecutor(1), { ...defaults, maxWaitMs: 1000, maxBatchTokens: 100 });
+  const start = performance.now();
+  const [outcome] = await byTokens.submit([item(5, 50), item(6, 50)]);
+  assert.ok(performance.now() - start < 100, 'budget reached: no wait');
+  assert.equal(outcome.batchSize, 2);
+});
+
+test('batching off: no batch mixes requests, and nothing waits', { timeout: 5000 }, async () => {
+  const fake = new FakeExecutor(2);
+  const scheduler = new Scheduler(fake, { ...defaults, batching: false, maxWaitMs: 1000 });
+  const start = performance.now();
+  const requests = Array.from({ length: 6 }, (_, r) => scheduler.submit([item(r * 10, 10), item(r * 10 + 1, 11)]));
+  const outcomes = await Promise.all(requests);
+  assert.ok(performance.now() - start < 200, 'no waiting for company');
+  for (const batch of fake.batches) {
+    const owners = new Set(batch.ids.map((id) => Math.floor(id / 10)));
+    assert.equal(owners.size, 1, `batch ${batch.ids} mixes requests`);
+  }
+  assert.ok(fake.batches.some((b) => b.ids.length === 2), "a request's own sequences still share a batch");
+  assert.deepEqual(new Set(fake.batches.map((b) => b.replica)), new Set([0, 1]), 'both replicas used');
+  outcomes.forEach((outcome, r) => assertOwnResult(outcome[1], r * 10 + 1, 11));
+  assert.equal(fake.overlaps, 0);
+});
+
+describe('selectBatch', () => {
+  const entry = (length: number, seq: number) => ({ tokens: new Int32Array(length), seq });
+  const lengthsOf = (items: { tokens: Int32Array }[]) => items.map((x) => x.tokens.length);
+
+  test('closest lengths first; one that does not fit is skipped, shorter ones further on still join', () => {
+    const { items, full } = selectBatch(entry(100, 0), [entry(160, 1), entry(30, 2), entry(25, 3)], { maxBatchTokens: 300, maxBatchSize: 8 });
+    assert.deepEqual(lengthsOf(items), [100, 30, 25]);
+    assert.equal(full, true, 'a candidate was turned away: there is surplus work');
+  });
+
+  test('equally close candidates: the older first', () => {
+    const { items } = selectBatch(entry(50, 5), [entry(52, 9), entry(48, 7), entry(52, 6)], { maxBatchTokens: 1e6, maxBatchSize: 3 });
+    assert.deepEqual(items.map((x) => x.seq), [5, 6, 7]);
+  });
+
+  test('full only when the batch cannot grow', () => {
+    const limits = { maxBatchTokens: 100, maxBatchSize: 4 };
+    assert.equal(selectBatch(entry(10, 0), [entry(10, 1)], limits).full, false, 'room for more of the same length');
+    assert.equal(selectBatch(entry(40, 0), [entry(40, 1)], limits).full, true, 'a third 40 would cost 120');
+    assert.equal(selectBatch(entry(5, 0), [entry(5, 1), entry(5, 2), entry(5, 3)], limits).full, true, 'size cap');
+    const alone = selectBatch(entry(500, 0), [entry(3, 1)], limits);
+    assert.deepEqual(lengthsOf(alone.items), [500], 'an anchor over the budget runs alone');
+  });
+});
