@@ -52,6 +52,8 @@ export async function buildApp(settings: Settings, opts: { version: string; logg
     metrics.requests.inc({ route, status: String(reply.statusCode) });
     metrics.requestDuration.observe({ route }, reply.elapsedTime / 1000);
   });
+  // While draining, replies close their connection: a client keep-alive socket must not hold app.close() (and the exit) open.
+  app.addHook('onSend', async (_request, reply) => void (runtime.state === 'draining' && reply.header('connection', 'close')));
   registerErrorHandling(app);
 
   await app.register(serviceRoutes, { runtime, version: opts.version });

@@ -13,7 +13,7 @@ export const predictRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime 
 
   /** One sequence's seed-style fields from its outcome. */
   const prediction = (sequence: string, length: number, outcome: ItemOutcome, embeddings: boolean, attention: boolean) => {
-    const { config } = readyModel(runtime).checkpoint;
+    const { config } = runtime.model!.checkpoint; // not readyModel(): replies to accepted work still go out while draining
     return {
       sequence: sequence.replace(/\s+/g, '').toUpperCase(),
       sequence_length: length,
