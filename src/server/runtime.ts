@@ -21,6 +21,8 @@ export interface LoadedModel {
   scheduler: Scheduler;
   precision: Precision;
   devicesDescription: string;
+  /** Residues per window in truncation "window" mode (MAX_SEQUENCE_LENGTH). */
+  windowSize: number;
 }
 
 export class ServingRuntime {
@@ -93,7 +95,7 @@ export class ServingRuntime {
       maxQueuedTokens: settings.maxQueuedTokens,
     });
     scheduler.on('batch', (report: BatchReport) => this.recordBatch(report, pool));
-    return { checkpoint: prepared.checkpoint, pool, scheduler, precision: prepared.precision, devicesDescription: devices.description };
+    return { checkpoint: prepared.checkpoint, pool, scheduler, precision: prepared.precision, devicesDescription: devices.description, windowSize: settings.maxSequenceLength };
   }
 
   private recordBatch(report: BatchReport, pool: ReplicaPool): void {

@@ -1,14 +1,22 @@
 // Request and response schemas (TypeBox → JSON Schema: validation and the OpenAPI document).
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { EMBED_INCLUDES } from '../tasks/embed.js';
+import { TRUNCATION_MODES } from '../tasks/sequences.js';
 
 const Sequence = Type.String({ description: 'Protein sequence: the 20 standard amino acids plus X B U Z O, case-insensitive; <mask> and other special tokens allowed' });
+export const Truncation = Type.Union(TRUNCATION_MODES.map((m) => Type.Literal(m)), {
+  default: 'error',
+  description:
+    'sequences longer than MAX_SEQUENCE_LENGTH: "error" (422), "truncate" (first residues, flagged), "window" (overlapping windows of MAX_SEQUENCE_LENGTH residues, stride half a window, averaged)',
+});
+
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 
 export const PredictBody = Type.Object({
   sequence: Sequence,
   include_embeddings: Type.Boolean({ default: true, description: 'return the mean embedding of the last layer over residues (cls/eos excluded)' }),
   include_attention: Type.Boolean({ default: false, description: 'return the attention shape [heads, L, L] of this sequence' }),
+  truncation: Truncation,
 });
 export type PredictBody = Static<typeof PredictBody>;
 
@@ -19,6 +27,7 @@ const PredictionFields = {
   embedding_dim: Type.Integer(),
   attention_shape: Nullable(Type.Array(Type.Integer())),
   gpu_id: Type.Integer({ description: 'index of the replica (device) that ran the sequence' }),
+  truncated: Type.Optional(Type.Boolean({ description: 'present and true when truncation "truncate" cut the sequence' })),
 };
 
 export const PredictResponse = Type.Object({
@@ -32,6 +41,7 @@ export function predictBatchBody(maxBatchSize: number) {
     sequences: Type.Array(Sequence, { minItems: 1, maxItems: maxBatchSize }),
     include_embeddings: Type.Boolean({ default: true }),
     include_attention: Type.Boolean({ default: false }),
+    truncation: Truncation,
   });
 }
 export type PredictBatchBody = Static<ReturnType<typeof predictBatchBody>>;
@@ -55,6 +65,7 @@ export function embedBody(maxBatchSize: number) {
     sequences: Type.Array(Sequence, { minItems: 1, maxItems: maxBatchSize }),
     include: Type.Array(Type.Union(EMBED_INCLUDES.map((kind) => Type.Literal(kind))), { default: ['mean'], minItems: 1, uniqueItems: true }),
     repr_layers: Type.Array(Type.Integer(), { default: [-1], minItems: 1, description: 'absolute layers (0 = embeddings) or negative from the end (-1 = last, after the final LayerNorm)' }),
+    truncation: Truncation,
   });
 }
 export type EmbedBody = Static<ReturnType<typeof embedBody>>;

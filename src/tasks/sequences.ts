@@ -1,15 +1,25 @@
-// Request sequences → token rows, with every problem named: which field, which character, where.
+// Request sequences → token rows, with every problem named: which field, which character, where;
+// and what to do with sequences longer than ESM-2's trained length (`truncation`).
 import { SequenceError, type Tokenizer } from '../model/tokenizer.js';
 import { InputError } from './errors.js';
+
+export const TRUNCATION_MODES = ['error', 'truncate', 'window'] as const;
+export type Truncation = (typeof TRUNCATION_MODES)[number];
+
+/** Window mode still needs a bound: contacts alone are L² floats. */
+export const MAX_WINDOWED_RESIDUES = 50_000;
 
 export interface EncodedSequence {
   /** cls … eos */
   tokens: Int32Array;
-  /** Residues (special tokens such as <mask> count as one). */
+  /** Residues given to the model (special tokens such as <mask> count as one). */
   length: number;
+  /** Residues in the request, before any truncation. */
+  originalLength: number;
+  truncated: boolean;
 }
 
-export function encodeSequence(tokenizer: Tokenizer, sequence: string, field: string, maxLength: number): EncodedSequence {
+export function encodeSequence(tokenizer: Tokenizer, sequence: string, field: string, maxLength: number, truncation: Truncation = 'error'): EncodedSequence {
   if (sequence.trim().length === 0) throw new InputError(field, 'must not be empty (no residues given)');
   let tokens: Int32Array;
   try {
@@ -19,6 +29,18 @@ export function encodeSequence(tokenizer: Tokenizer, sequence: string, field: st
     throw err;
   }
   const length = tokens.length - 2;
-  if (length > maxLength) throw new InputError(field, `sequence has ${length} residues; the maximum sequence length is ${maxLength}`);
-  return { tokens, length };
+  if (length <= maxLength) return { tokens, length, originalLength: length, truncated: false };
+  switch (truncation) {
+    case 'error':
+      throw new InputError(field, `sequence has ${length} residues; the maximum sequence length is ${maxLength} (or send truncation "truncate" or "window")`);
+    case 'truncate': {
+      const cut = new Int32Array(maxLength + 2);
+      cut.set(tokens.subarray(0, maxLength + 1));
+      cut[maxLength + 1] = tokens[tokens.length - 1];
+      return { tokens: cut, length: maxLength, originalLength: length, truncated: true };
+    }
+    case 'window':
+      if (length > MAX_WINDOWED_RESIDUES) throw new InputError(field, `sequence has ${length} residues; window mode accepts at most ${MAX_WINDOWED_RESIDUES}`);
+      return { tokens, length, originalLength: length, truncated: false };
+  }
 }

@@ -2,6 +2,7 @@
 // disconnect signal and timeout) and the timing headers.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ItemOutcome } from '../../scheduler/types.js';
+import type { RowRunner, RunOptions } from '../../tasks/run.js';
 import { notReady } from '../errors.js';
 import type { LoadedModel, ServingRuntime } from '../runtime.js';
 
@@ -25,4 +26,24 @@ export function setTimingHeaders(reply: FastifyReply, outcomes: readonly ItemOut
   const max = (pick: (o: ItemOutcome) => number) => Math.max(0, ...outcomes.map(pick));
   void reply.header('x-queue-time', max((o) => o.queueMs).toFixed(1));
   void reply.header('x-inference-time', max((o) => o.inferenceMs).toFixed(1));
+}
+
+/**
+ * A RowRunner over the scheduler for one request: every row shares the request's disconnect signal
+ * and timeout, and every outcome is recorded for the timing headers.
+ */
+export function requestRunner(model: LoadedModel, options: { signal: AbortSignal; timeoutMs: number }, record: ItemOutcome[]): RowRunner {
+  return async (rows, want) => {
+    const outcomes = await model.scheduler.submit(
+      rows.map((r) => ({ tokens: r.tokens, want, ...(r.replica === undefined ? {} : { replica: r.replica }) })),
+      options,
+    );
+    record.push(...outcomes);
+    return outcomes;
+  };
+}
+
+/** Windows are MAX_SEQUENCE_LENGTH residues: the longest a sequence may be without them. */
+export function runOptions(model: LoadedModel): RunOptions {
+  return { windowSize: model.windowSize, hiddenSize: model.checkpoint.config.hiddenSize, vocabSize: model.checkpoint.config.vocabSize };
 }

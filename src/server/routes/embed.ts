@@ -7,7 +7,9 @@ import { InputError } from '../../tasks/errors.js';
 import { embedJson, embedSafetensorsEntries, embedTensors, embedWant, resolveReprLayers, type EmbedSpec } from '../../tasks/embed.js';
 import { ErrorResponse, embedBody } from '../schemas.js';
 import type { ServingRuntime } from '../runtime.js';
-import { readyModel, setTimingHeaders, submitOptions } from './common.js';
+import { readyModel, requestRunner, runOptions, setTimingHeaders, submitOptions } from './common.js';
+import { runSequences } from '../../tasks/run.js';
+import type { ItemOutcome } from '../../scheduler/types.js';
 
 const SAFETENSORS = 'application/octet-stream';
 
@@ -39,13 +41,11 @@ export const embedRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime }>
         throw new InputError('repr_layers', (err as Error).message);
       }
       const spec: EmbedSpec = { include: body.include, layers };
-      const encoded = body.sequences.map((s, i) => encodeSequence(tokenizer, s, `sequences[${i}]`, settings.maxSequenceLength));
-      const want = embedWant(spec);
-      const outcomes = await model.scheduler.submit(
-        encoded.map((e) => ({ tokens: e.tokens, want })),
-        submitOptions(request, reply, settings.requestTimeoutMs),
-      );
-      setTimingHeaders(reply, outcomes);
+      const encoded = body.sequences.map((s, i) => encodeSequence(tokenizer, s, `sequences[${i}]`, settings.maxSequenceLength, body.truncation));
+      const record: ItemOutcome[] = [];
+      const run = requestRunner(model, submitOptions(request, reply, settings.requestTimeoutMs), record);
+      const outcomes = await runSequences(run, encoded.map((e) => ({ encoded: e })), embedWant(spec), runOptions(model));
+      setTimingHeaders(reply, record);
       const tensors = outcomes.map((o, i) => embedTensors(o.result, spec, encoded[i].length, config.hiddenSize, config.vocabSize));
       if (request.headers.accept?.includes(SAFETENSORS)) {
         const entries = tensors.flatMap((t, i) => embedSafetensorsEntries(i, t));
@@ -53,7 +53,12 @@ export const embedRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime }>
       }
       return {
         model: runtime.modelName,
-        results: tensors.map((t, i) => ({ index: i, length: encoded[i].length, ...embedJson(t) })),
+        results: tensors.map((t, i) => ({
+          index: i,
+          length: encoded[i].length,
+          ...(encoded[i].truncated ? { truncated: true, original_length: encoded[i].originalLength } : {}),
+          ...embedJson(t),
+        })),
       };
     },
   );

@@ -3,20 +3,24 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { encodeSequence } from '../../tasks/sequences.js';
 import { distribute, distributionInfo } from '../../scheduler/distributor.js';
 import type { ItemOutcome } from '../../scheduler/types.js';
+import { runSequences, type RowOutcome } from '../../tasks/run.js';
+import type { EncodedSequence } from '../../tasks/sequences.js';
 import { ErrorResponse, PredictBatchResponse, PredictBody, PredictResponse, predictBatchBody } from '../schemas.js';
 import type { ServingRuntime } from '../runtime.js';
-import { readyModel, setTimingHeaders, submitOptions } from './common.js';
+import { readyModel, requestRunner, runOptions, setTimingHeaders, submitOptions } from './common.js';
 
 export const predictRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime }> = async (app, { runtime }) => {
   const { settings } = runtime;
   const errors = { 400: ErrorResponse, 422: ErrorResponse, 429: ErrorResponse, 503: ErrorResponse, 504: ErrorResponse };
 
   /** One sequence's seed-style fields from its outcome. */
-  const prediction = (sequence: string, length: number, outcome: ItemOutcome, embeddings: boolean, attention: boolean) => {
+  const prediction = (sequence: string, encoded: EncodedSequence, outcome: RowOutcome, embeddings: boolean, attention: boolean) => {
     const { config } = runtime.model!.checkpoint; // not readyModel(): replies to accepted work still go out while draining
+    const length = encoded.length;
     return {
       sequence: sequence.replace(/\s+/g, '').toUpperCase(),
       sequence_length: length,
+      ...(encoded.truncated ? { truncated: true } : {}),
       embedding: embeddings ? Array.from(outcome.result.mean![config.numLayers]) : null,
       embedding_dim: config.hiddenSize,
       attention_shape: attention ? [config.numHeads, length, length] : null,
@@ -30,13 +34,15 @@ export const predictRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime 
     async (request, reply) => {
       const model = readyModel(runtime);
       const body = request.body;
-      const encoded = encodeSequence(model.checkpoint.tokenizer, body.sequence, 'sequence', settings.maxSequenceLength);
+      const encoded = encodeSequence(model.checkpoint.tokenizer, body.sequence, 'sequence', settings.maxSequenceLength, body.truncation);
       const last = model.checkpoint.config.numLayers;
-      const [outcome] = await model.scheduler.submit([{ tokens: encoded.tokens, want: { mean: [last] } }], submitOptions(request, reply, settings.requestTimeoutMs));
-      setTimingHeaders(reply, [outcome]);
+      const record: ItemOutcome[] = [];
+      const run = requestRunner(model, submitOptions(request, reply, settings.requestTimeoutMs), record);
+      const [outcome] = await runSequences(run, [{ encoded }], { mean: [last] }, runOptions(model));
+      setTimingHeaders(reply, record);
       return {
-        ...prediction(body.sequence, encoded.length, outcome, body.include_embeddings, body.include_attention),
-        inference_time_ms: outcome.inferenceMs,
+        ...prediction(body.sequence, encoded, outcome, body.include_embeddings, body.include_attention),
+        inference_time_ms: Math.max(...record.map((o) => o.inferenceMs)),
         model_name: runtime.modelName,
       };
     },
@@ -48,24 +54,23 @@ export const predictRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime 
     async (request, reply) => {
       const model = readyModel(runtime);
       const body = request.body;
-      const encoded = body.sequences.map((s, i) => encodeSequence(model.checkpoint.tokenizer, s, `sequences[${i}]`, settings.maxSequenceLength));
+      const encoded = body.sequences.map((s, i) => encodeSequence(model.checkpoint.tokenizer, s, `sequences[${i}]`, settings.maxSequenceLength, body.truncation));
       const last = model.checkpoint.config.numLayers;
       const up = Array.from({ length: model.pool.size }, (_, i) => i).filter((i) => model.pool.isUp(i));
       const plan = distribute(encoded.map((e) => e.tokens.length), Math.max(1, up.length), settings.distributionStrategy);
       const replicaOf = new Array<number>(encoded.length);
       plan.forEach((indices, device) => indices.forEach((i) => (replicaOf[i] = up[device] ?? 0)));
       const started = performance.now();
-      const outcomes = await model.scheduler.submit(
-        encoded.map((e, i) => ({ tokens: e.tokens, want: { mean: [last] }, replica: replicaOf[i] })),
-        submitOptions(request, reply, settings.requestTimeoutMs),
-      );
+      const record: ItemOutcome[] = [];
+      const run = requestRunner(model, submitOptions(request, reply, settings.requestTimeoutMs), record);
+      const outcomes = await runSequences(run, encoded.map((e, i) => ({ encoded: e, replica: replicaOf[i] })), { mean: [last] }, runOptions(model));
       const totalMs = performance.now() - started;
-      setTimingHeaders(reply, outcomes);
+      setTimingHeaders(reply, record);
       // Reported from where each sequence actually ran (equal to the plan unless a replica went down).
       const ranOn: number[][] = Array.from({ length: model.pool.size }, () => []);
       outcomes.forEach((o, i) => ranOn[o.replica].push(i));
       return {
-        results: outcomes.map((o, i) => prediction(body.sequences[i], encoded[i].length, o, body.include_embeddings, body.include_attention)),
+        results: outcomes.map((o, i) => prediction(body.sequences[i], encoded[i], o, body.include_embeddings, body.include_attention)),
         total_sequences: outcomes.length,
         total_inference_time_ms: totalMs,
         average_time_per_sequence_ms: totalMs / outcomes.length,
