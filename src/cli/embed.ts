@@ -4,11 +4,10 @@ import { availableParallelism } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { parseFasta } from '../model/fasta.js';
-import { prepareModel } from '../engine/prepare.js';
-import { Replica } from '../engine/replica.js';
 import { INCLUDE_KINDS, embedFastaToSafetensors, type IncludeKind } from '../tasks/embed-file.js';
 import { resolveReprLayers } from '../tasks/embed.js';
 import { formatBytes } from './init-random.js';
+import { startLocalEngine } from './local-engine.js';
 
 interface EmbedOptions {
   model: string;
@@ -39,7 +38,7 @@ function parseIntList(value: string): number[] {
   });
 }
 
-function parsePositiveInt(value: string): number {
+export function parsePositiveInt(value: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(value) || n < 1) throw new InvalidArgumentError('expected a positive integer');
   return n;
@@ -65,11 +64,16 @@ export function registerEmbed(program: Command): void {
 async function embed(opts: EmbedOptions): Promise<void> {
   const records = parseFasta(await readFile(opts.input, 'utf8'));
   const log = (message: string) => console.error(message);
-  const prepared = await prepareModel({ modelDir: opts.model, device: opts.device, precision: opts.precision, contacts: opts.include.includes('contacts'), log });
-  const { checkpoint } = prepared;
-  const replica = await Replica.start({ device: opts.device, models: prepared.models, padTokenId: checkpoint.tokenizer.padId, intraOpNumThreads: opts.threads });
-  const info = replica.info();
-  if (info.fallbackReason) log(`device ${info.requested} unavailable, running on ${info.actual}: ${info.fallbackReason}`);
+  const engine = await startLocalEngine({
+    modelDir: opts.model,
+    device: opts.device,
+    precision: opts.precision,
+    contacts: opts.include.includes('contacts'),
+    toksPerBatch: opts.toksPerBatch,
+    threads: opts.threads,
+    log,
+  });
+  const { checkpoint } = engine;
 
   const totalResidues = records.reduce((sum, r) => sum + r.sequence.replace(/\s+/g, '').length, 0);
   const bar = opts.progress
@@ -87,7 +91,7 @@ async function embed(opts: EmbedOptions): Promise<void> {
       reprLayers: resolveReprLayers(opts.reprLayers, checkpoint.config.numLayers),
       toksPerBatch: opts.toksPerBatch,
       output: opts.output,
-      run: (tokens, want) => replica.run({ tokens, want }),
+      run: engine.infer,
       metadata: { model: opts.model, include: opts.include.join(','), repr_layers: opts.reprLayers.join(',') },
       onProgress: (done) => bar?.update(done, { rate: Math.round(done / ((performance.now() - started) / 1000)) }),
     });
@@ -96,7 +100,6 @@ async function embed(opts: EmbedOptions): Promise<void> {
     log(`wrote ${result.tensors} tensors (${formatBytes(result.bytes)}) for ${records.length} sequences to ${opts.output} in ${seconds.toFixed(1)} s`);
   } finally {
     bar?.stop();
-    await replica.close();
-    await checkpoint.close();
+    await engine.close();
   }
 }

@@ -3,6 +3,8 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerInitRandom } from './init-random.js';
 import { registerEmbed } from './embed.js';
+import { registerScore } from './score.js';
+import { registerPll } from './pll.js';
 import { serve } from '../server/serve.js';
 
 // Compiled to dist/src/cli/main.js, three levels below the package root.
@@ -12,6 +14,8 @@ const program = new Command('esm2').description('ESM-2 protein language model in
 
 registerInitRandom(program);
 registerEmbed(program);
+registerScore(program);
+registerPll(program);
 
 program
   .command('serve')
