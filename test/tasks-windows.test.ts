@@ -54,3 +54,11 @@ test('a sequence that fits one window is returned unchanged', () => {
   const result = { mean: { 1: Float32Array.of(1, 2) } };
   assert.equal(assembleWindows(5, windowsFor(5, 10), [result], { mean: [1] }, 2, 33), result);
 });
+
+test('masked copies of long sequences use the window centred on the position, clamped to the ends', async () => {
+  const { windowAround } = await import('../src/tasks/masked-marginals.js');
+  assert.deepEqual(windowAround(5, 100, 200), { start: 0, length: 100 });
+  assert.deepEqual(windowAround(1, 2500, 1022), { start: 0, length: 1022 });
+  assert.deepEqual(windowAround(1200, 2500, 1022), { start: 1200 - 1 - 511, length: 1022 });
+  assert.deepEqual(windowAround(2500, 2500, 1022), { start: 2500 - 1022, length: 1022 });
+});

@@ -12,6 +12,7 @@ import { Metrics } from './metrics.js';
 import { serviceRoutes } from './routes/service.js';
 import { predictRoutes } from './routes/predict.js';
 import { embedRoutes } from './routes/embed.js';
+import { taskRoutes } from './routes/tasks.js';
 
 /** Routes that probes and scrapers reach without the API key. */
 const OPEN_ROUTES = new Set(['/health', '/ready', '/v1/health/live', '/v1/health/ready', '/metrics']);
@@ -59,5 +60,6 @@ export async function buildApp(settings: Settings, opts: { version: string; logg
   await app.register(serviceRoutes, { runtime, version: opts.version });
   await app.register(predictRoutes, { runtime });
   await app.register(embedRoutes, { runtime });
+  await app.register(taskRoutes, { runtime });
   return { app, runtime };
 }

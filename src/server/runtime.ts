@@ -10,6 +10,7 @@ import { ReplicaPool } from '../engine/pool.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import type { BatchReport } from '../scheduler/types.js';
 import type { Precision } from '../compile/index.js';
+import { MaskedLogProbCache } from '../tasks/masked-marginals.js';
 import type { Settings } from './settings.js';
 import type { Metrics } from './metrics.js';
 
@@ -23,6 +24,8 @@ export interface LoadedModel {
   devicesDescription: string;
   /** Residues per window in truncation "window" mode (MAX_SEQUENCE_LENGTH). */
   windowSize: number;
+  /** Masked log-probability matrices of recently scored proteins (variant scores, PLL). */
+  maskedCache: MaskedLogProbCache;
 }
 
 export class ServingRuntime {
@@ -95,7 +98,7 @@ export class ServingRuntime {
       maxQueuedTokens: settings.maxQueuedTokens,
     });
     scheduler.on('batch', (report: BatchReport) => this.recordBatch(report, pool));
-    return { checkpoint: prepared.checkpoint, pool, scheduler, precision: prepared.precision, devicesDescription: devices.description, windowSize: settings.maxSequenceLength };
+    return { checkpoint: prepared.checkpoint, pool, scheduler, precision: prepared.precision, devicesDescription: devices.description, windowSize: settings.maxSequenceLength, maskedCache: new MaskedLogProbCache() };
   }
 
   private recordBatch(report: BatchReport, pool: ReplicaPool): void {

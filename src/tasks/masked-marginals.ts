@@ -4,6 +4,7 @@
 // passes, submitted together so they batch). Unmasked: every row from one pass of the sequence.
 import type { Tokenizer } from '../model/tokenizer.js';
 import type { Infer } from './infer.js';
+import { windowTokens, type Window } from './windows.js';
 import { LruCache } from './lru.js';
 
 /** Masked matrices kept by default: ~64 proteins × L × 33 floats, a few MiB at typical lengths. */
@@ -85,6 +86,18 @@ export interface MaskedLogProbOptions {
   positions?: readonly number[];
   /** Where rows computed earlier are found and new ones kept; `model` identifies the checkpoint and precision. */
   cache?: { store: MaskedLogProbCache; model: string };
+  /**
+   * Longer sequences are not run whole: each masked copy is the window of this many residues
+   * centred on its position (clamped to the sequence), as ESM-2 never saw more than 1022.
+   */
+  windowSize?: number;
+}
+
+/** The window of `windowSize` residues centred on 1-based `position`, clamped to the sequence. */
+export function windowAround(position: number, residues: number, windowSize: number): Window {
+  if (residues <= windowSize) return { start: 0, length: residues };
+  const start = Math.min(Math.max(position - 1 - Math.floor(windowSize / 2), 0), residues - windowSize);
+  return { start, length: windowSize };
 }
 
 /** Row positions 1 … L, or the given ones, checked and without repeats. */
@@ -121,16 +134,19 @@ export async function maskedLogProbs(
   for (let start = 0; start < missing.length; start += MASKED_COPIES_PER_CALL) {
     const positions = missing.slice(start, start + MASKED_COPIES_PER_CALL);
     const copies = positions.map((p) => {
-      const copy = tokens.slice();
-      copy[p] = tokenizer.maskId; // token p is residue p: token 0 is cls
-      return copy;
+      const window = windowAround(p, residues, options.windowSize ?? residues);
+      const copy = window.length === residues ? tokens.slice() : windowTokens(tokens, window);
+      const row = p - window.start; // token p is residue p: token 0 is cls
+      copy[row] = tokenizer.maskId;
+      return { copy, row };
     });
     calls.push(
-      infer(copies, { logits: true }).then((results) => {
+      infer(copies.map((c) => c.copy), { logits: true }).then((results) => {
         results.forEach((result, k) => {
           const p = positions[k];
-          const logits = logitsOf(result, tokens.length, vocabSize);
-          rows.data.set(logSoftmax(logits, p * vocabSize, vocabSize), (p - 1) * vocabSize);
+          const { copy, row } = copies[k];
+          const logits = logitsOf(result, copy.length, vocabSize);
+          rows.data.set(logSoftmax(logits, row * vocabSize, vocabSize), (p - 1) * vocabSize);
           rows.done[p - 1] = 1;
         });
       }),

@@ -27,7 +27,8 @@ export async function pseudoLikelihood(
   tokenizer: Tokenizer,
   tokens: Int32Array,
   cache?: { store: MaskedLogProbCache; model: string },
+  windowSize?: number,
 ): Promise<PseudoLikelihood> {
-  const matrix = await maskedLogProbs(infer, tokenizer, tokens, { cache });
+  const matrix = await maskedLogProbs(infer, tokenizer, tokens, { cache, windowSize });
   return pseudoLikelihoodFromMatrix(matrix, tokens, tokenizer.vocab.length);
 }

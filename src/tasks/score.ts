@@ -21,6 +21,8 @@ export interface ScoreContext {
   tokenizer: Tokenizer;
   /** Masked matrices kept between calls, with the identity of the model behind `infer`. */
   cache?: { store: MaskedLogProbCache; model: string };
+  /** Masked copies of longer sequences are windows of this many residues around the position. */
+  windowSize?: number;
 }
 
 export interface VariantScore {
@@ -31,7 +33,7 @@ export interface VariantScore {
 /** The L × V log-probability matrix `method` reads; for masked_marginal only `positions` (1-based) when given. */
 export function logProbMatrix(context: ScoreContext, tokens: Int32Array, method: ScoreMethod, positions?: readonly number[]): Promise<Float32Array> {
   return method === 'masked_marginal'
-    ? maskedLogProbs(context.infer, context.tokenizer, tokens, { positions, cache: context.cache })
+    ? maskedLogProbs(context.infer, context.tokenizer, tokens, { positions, cache: context.cache, windowSize: context.windowSize })
     : unmaskedLogProbs(context.infer, tokens);
 }
 

@@ -2,7 +2,8 @@
 // disconnect signal and timeout) and the timing headers.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ItemOutcome } from '../../scheduler/types.js';
-import type { RowRunner, RunOptions } from '../../tasks/run.js';
+import { runSequences, type RowRunner, type RunOptions } from '../../tasks/run.js';
+import type { Infer } from '../../tasks/infer.js';
 import { notReady } from '../errors.js';
 import type { LoadedModel, ServingRuntime } from '../runtime.js';
 
@@ -46,4 +47,12 @@ export function requestRunner(model: LoadedModel, options: { signal: AbortSignal
 /** Windows are MAX_SEQUENCE_LENGTH residues: the longest a sequence may be without them. */
 export function runOptions(model: LoadedModel): RunOptions {
   return { windowSize: model.windowSize, hiddenSize: model.checkpoint.config.hiddenSize, vocabSize: model.checkpoint.config.vocabSize };
+}
+
+/** The tasks' Infer over a request's runner; rows longer than the window are run as windows. */
+export function requestInfer(model: LoadedModel, run: RowRunner): Infer {
+  return async (tokens, want) => {
+    const sequences = tokens.map((t) => ({ encoded: { tokens: t, length: t.length - 2, originalLength: t.length - 2, truncated: false } }));
+    return (await runSequences(run, sequences, want, runOptions(model))).map((o) => o.result);
+  };
 }

@@ -1,0 +1,113 @@
+// What protein scientists run ESM-2 for: variant effects (/v1/score), pseudo-likelihood (/v1/pll)
+// and masked-token prediction (/v1/fill-mask), all through the same scheduler as embeddings.
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { ItemOutcome } from '../../scheduler/types.js';
+import { encodeSequence } from '../../tasks/sequences.js';
+import { InputError } from '../../tasks/errors.js';
+import { SCORE_METHODS } from '../../tasks/variants.js';
+import { scanMutations, scoreMutations, type ScoreContext } from '../../tasks/score.js';
+import { pseudoLikelihood } from '../../tasks/pll.js';
+import { DEFAULT_TOP_K, fillMask } from '../../tasks/fill-mask.js';
+import { ErrorResponse, Truncation } from '../schemas.js';
+import type { LoadedModel, ServingRuntime } from '../runtime.js';
+import { readyModel, requestInfer, requestRunner, setTimingHeaders, submitOptions } from './common.js';
+
+const Sequence = Type.String({ description: 'Protein sequence (see /predict)' });
+const errors = { 400: ErrorResponse, 422: ErrorResponse, 429: ErrorResponse, 503: ErrorResponse, 504: ErrorResponse };
+
+export const taskRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime }> = async (app, { runtime }) => {
+  const { settings } = runtime;
+
+  /** Infer for one request, its outcomes recorded for the timing headers. */
+  const requestContext = (model: LoadedModel, request: Parameters<typeof submitOptions>[0], reply: Parameters<typeof submitOptions>[1]) => {
+    const record: ItemOutcome[] = [];
+    const infer = requestInfer(model, requestRunner(model, submitOptions(request, reply, settings.requestTimeoutMs), record));
+    const score: ScoreContext = {
+      infer,
+      tokenizer: model.checkpoint.tokenizer,
+      cache: { store: model.maskedCache, model: `${runtime.modelName}|${model.precision}|${model.windowSize}` },
+      windowSize: model.windowSize,
+    };
+    return { record, infer, score };
+  };
+
+  app.post(
+    '/v1/score',
+    {
+      schema: {
+        summary: 'Variant effects: listed mutations, or the full deep mutational scan',
+        description:
+          'Positions are 1-based; "K2A:V4G" is a multi-mutant scored as the sum of its parts. masked_marginal: log p(mut) − log p(wt) at position i with ' +
+          'only i masked; wt_marginal: the same from one unmasked pass. `scan: true` returns the L × 20 matrix (rows: positions, columns: `amino_acids`; wild type 0).',
+        body: Type.Object({
+          sequence: Sequence,
+          mutations: Type.Optional(Type.Array(Type.String(), { minItems: 1, maxItems: 10_000 })),
+          scan: Type.Optional(Type.Boolean()),
+          method: Type.Union(SCORE_METHODS.map((m) => Type.Literal(m)), { default: 'masked_marginal' }),
+          truncation: Truncation,
+        }),
+        response: { 200: Type.Any(), ...errors },
+      },
+    },
+    async (request, reply) => {
+      const model = readyModel(runtime);
+      const body = request.body;
+      if ((body.mutations === undefined) === (body.scan !== true)) throw new InputError('mutations', 'give either "mutations" or "scan": true');
+      const encoded = encodeSequence(model.checkpoint.tokenizer, body.sequence, 'sequence', settings.maxSequenceLength, body.truncation);
+      const { record, score } = requestContext(model, request, reply);
+      if (body.scan) {
+        const scan = await scanMutations(score, encoded.tokens, body.method);
+        setTimingHeaders(reply, record);
+        return { model: runtime.modelName, method: body.method, ...scan };
+      }
+      const scores = await scoreMutations(score, encoded.tokens, body.mutations!, body.method);
+      setTimingHeaders(reply, record);
+      return { model: runtime.modelName, method: body.method, scores };
+    },
+  );
+
+  app.post(
+    '/v1/pll',
+    {
+      schema: {
+        summary: 'Pseudo-log-likelihood and pseudo-perplexity',
+        description: 'PLL = Σ over residues of log p(true residue | that residue masked); perplexity = exp(−PLL / L).',
+        body: Type.Object({ sequences: Type.Array(Sequence, { minItems: 1, maxItems: settings.maxBatchSize }), truncation: Truncation }),
+        response: { 200: Type.Any(), ...errors },
+      },
+    },
+    async (request, reply) => {
+      const model = readyModel(runtime);
+      const body = request.body;
+      const encoded = body.sequences.map((s, i) => encodeSequence(model.checkpoint.tokenizer, s, `sequences[${i}]`, settings.maxSequenceLength, body.truncation));
+      const { record, score } = requestContext(model, request, reply);
+      const results = await Promise.all(encoded.map((e) => pseudoLikelihood(score.infer, score.tokenizer, e.tokens, score.cache, score.windowSize)));
+      setTimingHeaders(reply, record);
+      return {
+        model: runtime.modelName,
+        results: results.map((r, index) => ({ index, ...r, ...(encoded[index].truncated ? { truncated: true, original_length: encoded[index].originalLength } : {}) })),
+      };
+    },
+  );
+
+  app.post(
+    '/v1/fill-mask',
+    {
+      schema: {
+        summary: 'Predict the residues at <mask> positions',
+        description: 'Probabilities are the softmax over the whole vocabulary; only amino-acid tokens are listed. Positions are 1-based.',
+        body: Type.Object({ sequence: Sequence, top_k: Type.Integer({ default: DEFAULT_TOP_K }), truncation: Truncation }),
+        response: { 200: Type.Any(), ...errors },
+      },
+    },
+    async (request, reply) => {
+      const model = readyModel(runtime);
+      const body = request.body;
+      const encoded = encodeSequence(model.checkpoint.tokenizer, body.sequence, 'sequence', settings.maxSequenceLength, body.truncation);
+      const { record, infer } = requestContext(model, request, reply);
+      const predictions = await fillMask(infer, model.checkpoint.tokenizer, encoded.tokens, body.top_k);
+      setTimingHeaders(reply, record);
+      return { model: runtime.modelName, predictions };
+    },
+  );
+};
