@@ -23,7 +23,7 @@ export interface Selection<T> {
  * each added while max_len × n ≤ maxBatchTokens and n ≤ maxBatchSize; one that does not fit is
  * skipped, a shorter one further on may still fit. An anchor over the budget runs alone.
  */
-export function selectBatch<T extends { readonly tokens: Int32Array; readonly seq: number }>(
+export function selectBatch<T extends { readonly tokens: Int32Array; readonly seq: number; readonly maxCompany?: number }>(
   anchor: T,
   candidates: readonly T[],
   limits: BatchLimits,
@@ -35,11 +35,14 @@ export function selectBatch<T extends { readonly tokens: Int32Array; readonly se
   const items = [anchor];
   let maxLength = target;
   let turnedAway = false;
+  // Items from a batch ORT failed carry a smaller cap (the batch is retried in halves).
+  let maxSize = Math.min(limits.maxBatchSize, anchor.maxCompany ?? Infinity);
   for (const candidate of byCloseness) {
-    if (items.length >= limits.maxBatchSize) {
+    if (items.length >= maxSize) {
       turnedAway = true;
       break;
     }
+    if ((candidate.maxCompany ?? Infinity) < items.length + 1) continue;
     const widened = Math.max(maxLength, candidate.tokens.length);
     if (widened * (items.length + 1) > limits.maxBatchTokens) {
       turnedAway = true;
@@ -47,8 +50,9 @@ export function selectBatch<T extends { readonly tokens: Int32Array; readonly se
     }
     items.push(candidate);
     maxLength = widened;
+    maxSize = Math.min(maxSize, candidate.maxCompany ?? Infinity);
   }
-  const noRoom = items.length >= limits.maxBatchSize || maxLength * (items.length + 1) > limits.maxBatchTokens;
+  const noRoom = items.length >= maxSize || maxLength * (items.length + 1) > limits.maxBatchTokens;
   return { items, full: turnedAway || noRoom };
 }
 

@@ -43,12 +43,19 @@ export interface SchedulerStats {
 const STRANDED_RECHECK_MS = 100;
 
 /** Emits 'batch' (a BatchReport) after every batch, whether it succeeded or failed. */
+/** Replica faults after which a batch is retried elsewhere rather than failed. */
+const REPLICA_FAULTS = new Set(['crashed', 'timeout', 'failed', 'closed']);
+/** A sequence whose batches keep killing replicas fails after this many retries. */
+const MAX_FAULT_RETRIES = 2;
+
 export class Scheduler extends EventEmitter {
   private readonly queue = new WorkQueue();
   private readonly busy: boolean[];
   private readonly meter = new ThroughputMeter();
   private readonly limits: BatchLimits;
   private runningBatches = 0;
+  /** Items put back in the queue after a replica fault (a metric). */
+  retriedItems = 0;
   private nextSeq = 0;
   private wakeTimer: NodeJS.Timeout | undefined;
   private pumpPending = false;
@@ -95,6 +102,8 @@ export class Scheduler extends EventEmitter {
         replica: item.replica,
         seq: this.nextSeq++,
         enqueuedAt: now,
+        attempts: 0,
+        maxCompany: Infinity,
       };
       this.queue.add(queued);
       request.queued.add(queued);
@@ -245,8 +254,7 @@ export class Scheduler extends EventEmitter {
       this.meter.record(tokens, durationMs);
       this.deliver(replica, items, results, startedAt, durationMs);
     } else {
-      // Only the requests with a sequence in this batch fail; the scheduler keeps serving.
-      for (const request of new Set(items.map((item) => item.request))) this.abandon(request, failure);
+      this.recover(items, failure);
     }
     this.schedulePump();
     this.notifyIfDrained();
@@ -259,6 +267,41 @@ export class Scheduler extends EventEmitter {
       ok: results !== undefined,
     };
     this.emit('batch', report);
+  }
+
+  /**
+   * A failed batch. A replica fault (crash, hang, replica gone) is not the items' fault: they go
+   * back to the front of the queue, unpinned, for another replica or the restarted one, up to
+   * MAX_FAULT_RETRIES times. An ORT error in a batch of several (e.g. out of memory) is retried
+   * in halves, until the sequence that fails alone is found; only its request fails. Anything
+   * else fails the requests that had a sequence in the batch; the scheduler keeps serving.
+   */
+  private recover(items: QueuedItem[], failure: unknown): void {
+    const reason = (failure as { name?: string; reason?: string }).name === 'ReplicaError' ? (failure as { reason: string }).reason : undefined;
+    const live = items.filter((item) => !item.request.settled);
+    const requeue = (item: QueuedItem) => {
+      this.queue.add(item);
+      item.request.queued.add(item);
+    };
+    if (reason !== undefined && REPLICA_FAULTS.has(reason)) {
+      this.retriedItems += live.length;
+      for (const item of live) {
+        item.attempts += 1;
+        item.replica = undefined;
+        if (item.attempts > MAX_FAULT_RETRIES) this.abandon(item.request, failure);
+        else requeue(item);
+      }
+      return;
+    }
+    if (reason === 'run-failed' && items.length > 1) {
+      const half = Math.ceil(items.length / 2);
+      for (const item of live) {
+        item.maxCompany = Math.min(item.maxCompany, half);
+        requeue(item);
+      }
+      return;
+    }
+    for (const request of new Set(live.map((item) => item.request))) this.abandon(request, failure);
   }
 
   private deliver(replica: number, items: QueuedItem[], results: SequenceResult[], startedAt: number, durationMs: number): void {

@@ -12,8 +12,12 @@ export interface QueuedItem {
   readonly tokens: Int32Array;
   readonly want: Want;
   readonly lane: Lane;
-  /** The replica it is pinned to, if any. */
-  readonly replica: number | undefined;
+  /** The replica it is pinned to, if any (cleared when its batch is retried elsewhere). */
+  replica: number | undefined;
+  /** Batches it was in that a replica fault lost. */
+  attempts: number;
+  /** Most sequences its batch may hold: halved each time ORT fails a batch it was in. */
+  maxCompany: number;
   /** Global arrival order: the oldest item has the smallest. */
   readonly seq: number;
   /** performance.now() at submit. */

@@ -1,0 +1,75 @@
+// What the scheduler does when a batch fails: replica faults are retried elsewhere, ORT errors
+// are retried in halves until the offending sequence is alone, anything else fails only its requests.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ReplicaError } from '../src/engine/errors.js';
+import { Scheduler, type SchedulerOptions } from '../src/scheduler/scheduler.js';
+import type { WorkItem } from '../src/scheduler/types.js';
+import { FakeExecutor, tokensFor } from './helpers/fake-executor.js';
+
+const options: SchedulerOptions = { maxBatchTokens: 10_000, maxBatchSize: 64, maxWaitMs: 0, batching: true, maxQueuedTokens: 1e9 };
+const item = (id: number, replica?: number): WorkItem => ({ tokens: tokensFor(id, 10), want: { mean: [1] }, ...(replica === undefined ? {} : { replica }) });
+
+test('a batch lost to a crashed replica is retried on another and every caller gets its answer', async () => {
+  const fake = new FakeExecutor(2);
+  fake.hold = true;
+  const scheduler = new Scheduler(fake, options);
+  const pending = scheduler.submit([item(1, 0), item(2, 0), item(3, 0)]);
+  await fake.batchesStarted(1);
+  assert.equal(fake.batches[0].replica, 0);
+  fake.up[0] = false; // the pool reports it down while it restarts
+  fake.hold = false;
+  fake.batches[0].fail(new ReplicaError('crashed', 'replica 0 died (SIGKILL)'));
+  const outcomes = await pending;
+  assert.deepEqual(outcomes.map((o) => o.replica), [1, 1, 1]);
+  assert.deepEqual(outcomes.map((o) => o.result.mean![1][2]), [1, 2, 3], 'each gets its own result');
+  assert.equal(scheduler.retriedItems, 3);
+});
+
+test('a sequence that keeps killing replicas fails after two retries; others are unaffected', async () => {
+  const fake = new FakeExecutor(1);
+  const scheduler = new Scheduler(fake, { ...options, batching: false });
+  let runs = 0;
+  const realRun = fake.run.bind(fake);
+  fake.run = (replica, tokens, want) => {
+    if (tokens[0][0] === 66) {
+      runs += 1;
+      return Promise.reject(new ReplicaError('crashed', 'boom'));
+    }
+    return realRun(replica, tokens, want);
+  };
+  const poison = scheduler.submit([item(66)]);
+  const healthy = scheduler.submit([item(5)]);
+  await assert.rejects(poison, /boom/);
+  assert.equal(runs, 3, 'first try + 2 retries');
+  assert.equal((await healthy)[0].result.mean![1][2], 5);
+});
+
+test('an ORT error splits the batch in halves until only the offending request fails', async () => {
+  const fake = new FakeExecutor(1);
+  const scheduler = new Scheduler(fake, { ...options, maxWaitMs: 20 });
+  const sizes: number[] = [];
+  const realRun = fake.run.bind(fake);
+  fake.run = (replica, tokens, want) => {
+    sizes.push(tokens.length);
+    if (tokens.some((row) => row[0] === 13)) return Promise.reject(new ReplicaError('run-failed', 'Failed to allocate memory'));
+    return realRun(replica, tokens, want);
+  };
+  const requests = Array.from({ length: 8 }, (_, i) => scheduler.submit([item(10 + i)]));
+  const settled = await Promise.allSettled(requests);
+  settled.forEach((s, i) => {
+    if (10 + i === 13) assert.equal(s.status, 'rejected');
+    else assert.equal(s.status, 'fulfilled', `request ${10 + i}`);
+  });
+  assert.equal(sizes[0], 8);
+  assert.ok(sizes.includes(1), `the offender ran alone at last: ${sizes.join(',')}`);
+});
+
+test('other errors fail only the requests in the batch, at once', async () => {
+  const fake = new FakeExecutor(1);
+  const scheduler = new Scheduler(fake, options);
+  fake.failNext = new Error('unexpected');
+  await assert.rejects(scheduler.submit([item(1)]), /unexpected/);
+  assert.equal(fake.batches.length, 1);
+  assert.equal((await scheduler.submit([item(2)]))[0].result.mean![1][2], 2);
+});
