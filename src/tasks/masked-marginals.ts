@@ -9,6 +9,8 @@ import { LruCache } from './lru.js';
 
 /** Masked matrices kept by default: ~64 proteins × L × 33 floats, a few MiB at typical lengths. */
 export const DEFAULT_CACHED_PROTEINS = 64;
+/** Groups of masked copies submitted at once. */
+const GROUPS_IN_FLIGHT = 2;
 
 /**
  * Masked copies per infer call. Every copy returns all of its token rows of logits although one
@@ -17,6 +19,9 @@ export const DEFAULT_CACHED_PROTEINS = 64;
  * one completes.
  */
 const MASKED_COPIES_PER_CALL = 128;
+
+/** With a progress callback, progress is reported in about this many steps (not once per group). */
+const PROGRESS_STEPS = 50;
 
 /** Natural log-softmax of `width` values at `offset`, in float64 (33 exponentials summed in float32 lose digits). */
 export function logSoftmax(values: Float32Array, offset: number, width: number): Float64Array {
@@ -91,6 +96,11 @@ export interface MaskedLogProbOptions {
    * centred on its position (clamped to the sequence), as ESM-2 never saw more than 1022.
    */
   windowSize?: number;
+  /**
+   * Told (rows done, rows asked for) once the work is known — rows found in the cache count as
+   * done — and again as each batch of masked copies completes; the last call has done = total.
+   */
+  onProgress?: (done: number, total: number) => void;
 }
 
 /** The window of `windowSize` residues centred on 1-based `position`, clamped to the sequence. */
@@ -128,11 +138,20 @@ export async function maskedLogProbs(
     data: new Float32Array(residues * vocabSize).fill(Number.NaN),
     done: new Uint8Array(residues),
   };
-  const missing = requestedPositions(residues, options.positions).filter((p) => !rows.done[p - 1]);
+  const requested = requestedPositions(residues, options.positions);
+  const missing = requested.filter((p) => !rows.done[p - 1]);
+  const { onProgress } = options;
+  let completed = requested.length - missing.length;
+  onProgress?.(completed, requested.length);
+  // With a progress callback a group's copies go as several calls, submitted together (so they
+  // batch as one group would), each reported as it completes.
+  const perCall = onProgress ? Math.max(1, Math.ceil(missing.length / PROGRESS_STEPS)) : MASKED_COPIES_PER_CALL;
 
-  const calls: Promise<void>[] = [];
-  for (let start = 0; start < missing.length; start += MASKED_COPIES_PER_CALL) {
-    const positions = missing.slice(start, start + MASKED_COPIES_PER_CALL);
+  // Groups go out GROUPS_IN_FLIGHT at a time: enough to keep every replica busy, and a long
+  // protein never floods the queue (all at once, its own groups would trip backpressure).
+  const groups: number[][] = [];
+  for (let start = 0; start < missing.length; start += MASKED_COPIES_PER_CALL) groups.push(missing.slice(start, start + MASKED_COPIES_PER_CALL));
+  const runGroup = (positions: number[]) => {
     const copies = positions.map((p) => {
       const window = windowAround(p, residues, options.windowSize ?? residues);
       const copy = window.length === residues ? tokens.slice() : windowTokens(tokens, window);
@@ -140,19 +159,30 @@ export async function maskedLogProbs(
       copy[row] = tokenizer.maskId;
       return { copy, row };
     });
-    calls.push(
-      infer(copies.map((c) => c.copy), { logits: true }).then((results) => {
-        results.forEach((result, k) => {
-          const p = positions[k];
-          const { copy, row } = copies[k];
-          const logits = logitsOf(result, copy.length, vocabSize);
-          rows.data.set(logSoftmax(logits, row * vocabSize, vocabSize), (p - 1) * vocabSize);
-          rows.done[p - 1] = 1;
-        });
-      }),
-    );
-  }
-  await Promise.all(calls);
+    const calls: Promise<void>[] = [];
+    for (let first = 0; first < copies.length; first += perCall) {
+      const part = copies.slice(first, first + perCall);
+      calls.push(
+        infer(part.map((c) => c.copy), { logits: true }).then((results) => {
+          results.forEach((result, k) => {
+            const p = positions[first + k];
+            const { copy, row } = part[k];
+            const logits = logitsOf(result, copy.length, vocabSize);
+            rows.data.set(logSoftmax(logits, row * vocabSize, vocabSize), (p - 1) * vocabSize);
+            rows.done[p - 1] = 1;
+          });
+          completed += part.length;
+          onProgress?.(completed, requested.length);
+        }),
+      );
+    }
+    return Promise.all(calls);
+  };
+  let next = 0;
+  const worker = async () => {
+    while (next < groups.length) await runGroup(groups[next++]);
+  };
+  await Promise.all(Array.from({ length: Math.min(GROUPS_IN_FLIGHT, groups.length) }, worker));
   // A new protein is stored only once every row asked for is in, so a failed call caches nothing.
   if (cache) cache.store.store(cache.model, tokens, rows);
   // A copy: callers may keep or change it without touching the cache.
