@@ -1,9 +1,8 @@
 // What the routes serve from: the model, its replicas and the scheduler, plus the service state
 // (initializing → ready → draining, or unhealthy) that health and readiness report.
-import { existsSync } from 'node:fs';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Esm2Checkpoint } from '../model/checkpoint.js';
-import { DEMO_MODEL_NAME, ensureDemoCheckpoint } from '../model/demo.js';
+import { DEFAULT_MODEL_REPO, resolveModel } from '../model/hub/index.js';
 import { prepareModel } from '../engine/prepare.js';
 import { resolveDevices } from '../engine/detect.js';
 import { ReplicaPool } from '../engine/pool.js';
@@ -31,9 +30,10 @@ export interface LoadedModel {
 export class ServingRuntime {
   state: ServiceState = 'initializing';
   message = 'loading the model';
-  /** The name every response reports. */
+  /** The name every response reports (the demo's name when the demo is served). */
   modelName: string;
-  source: 'local directory' | 'built-in demo';
+  /** "huggingface hub (repo@commit)", "local directory" or "built-in demo"; "resolving" until known. */
+  source = 'resolving';
   private loaded?: LoadedModel;
 
   constructor(
@@ -41,8 +41,7 @@ export class ServingRuntime {
     readonly metrics: Metrics,
     private readonly log: FastifyBaseLogger,
   ) {
-    this.modelName = settings.modelName ?? DEMO_MODEL_NAME;
-    this.source = settings.modelName ? 'local directory' : 'built-in demo';
+    this.modelName = settings.modelName ?? DEFAULT_MODEL_REPO;
   }
 
   /** The loaded model; throws 503-worthy errors while not ready. */
@@ -65,13 +64,20 @@ export class ServingRuntime {
 
   private async load(): Promise<LoadedModel> {
     const { settings, log } = this;
-    let modelDir = settings.modelName;
-    if (modelDir === undefined) {
-      modelDir = await ensureDemoCheckpoint();
-      log.warn(`MODEL_NAME is not set: serving the built-in DEMO checkpoint (${DEMO_MODEL_NAME}) from ${modelDir}. Its outputs are meaningless; set MODEL_NAME to a checkpoint directory.`);
-    } else if (!existsSync(modelDir)) {
-      throw new Error(`MODEL_NAME=${modelDir}: no such directory (HuggingFace hub ids are not supported yet; give a local checkpoint directory)`);
-    }
+    // A local directory, a hub repository (downloaded into the shared cache), or — MODEL_NAME
+    // unset and the default model out of reach — the demo (see model/hub/resolve.ts).
+    this.message = 'resolving the model';
+    const resolved = await resolveModel(settings.modelName, {
+      log: { info: (m) => log.info(m), warn: (m) => log.warn(m) },
+      // /ready's detail while a large model downloads, so a probe or a person sees it progress.
+      onProgress: (file, bytes, total) => {
+        this.message = `downloading ${this.modelName}: ${file} ${total ? `${Math.floor((100 * bytes) / total)} %` : `${bytes} bytes`}`;
+      },
+    });
+    this.modelName = resolved.name;
+    this.source = resolved.source;
+    this.message = 'loading the model';
+    const modelDir = resolved.dir;
     const devices = await resolveDevices(settings.devices);
     log.info({ devices: devices.description }, 'devices');
     const prepared = await prepareModel({

@@ -12,7 +12,7 @@ export const DISTRIBUTION_STRATEGIES = ['balanced', 'contiguous'] as const;
 export type DistributionStrategy = (typeof DISTRIBUTION_STRATEGIES)[number];
 
 export interface Settings {
-  /** Local checkpoint directory as given; undefined: the built-in demo model. */
+  /** A local checkpoint directory or a hub repository id, as given; undefined: the default model (see model/hub/resolve.ts). */
   modelName?: string;
   host: string;
   port: number;
@@ -59,7 +59,12 @@ export class SettingsError extends Error {
 }
 
 export const SETTINGS_DOCS: readonly SettingDoc[] = [
-  { variable: 'MODEL_NAME', default: 'unset', description: 'Local ESM-2 checkpoint directory (HuggingFace layout); unset: the built-in demo model' },
+  {
+    variable: 'MODEL_NAME',
+    default: 'unset',
+    description:
+      'A local ESM-2 checkpoint directory (HuggingFace layout; an existing directory wins), or a HuggingFace hub repository `org/name[@revision]`, downloaded into the hub cache as Python\'s huggingface_hub does. Unset: `facebook/esm2_t6_8M_UR50D`, or — when that cannot be had (offline, nothing cached) — the built-in demo checkpoint with random weights, with a warning. A set MODEL_NAME that cannot be loaded stops start-up',
+  },
   { variable: 'HOST', default: '0.0.0.0', description: 'Address to listen on' },
   { variable: 'PORT', default: '8000', description: 'Port to listen on (0–65535; 0 picks a free one)' },
   { variable: 'LOG_LEVEL', default: 'info', description: `Log level: ${LOG_LEVELS.join(', ')}` },
@@ -81,6 +86,21 @@ export const SETTINGS_DOCS: readonly SettingDoc[] = [
   { variable: 'REQUEST_TIMEOUT_MS', default: '120000', description: 'A request still unanswered after this gets 504 and its work is dropped' },
   { variable: 'BODY_LIMIT_BYTES', default: '10485760', description: 'Largest request body (413 beyond), at least 1024' },
   { variable: 'API_KEY', default: 'unset', description: 'When set, every route but health, readiness and metrics needs `Authorization: Bearer <API_KEY>`' },
+];
+
+/**
+ * The HuggingFace hub client's variables (model/hub/env.ts): read as Python's huggingface_hub reads
+ * them, so one environment and one cache serve both. Documented in the same table; not part of
+ * Settings, since the hub client reads them itself, also for `esm2 pull`.
+ */
+export const HUB_SETTINGS_DOCS: readonly SettingDoc[] = [
+  { variable: 'HF_ENDPOINT', default: 'https://huggingface.co', description: 'Hub to download from (a mirror, or a hub proxy)' },
+  { variable: 'HF_TOKEN', default: 'unset', description: 'Access token for gated or private repositories (sent to HF_ENDPOINT only, never to the CDN it redirects to); unset: the file `huggingface-cli login` wrote, `$HF_HOME/token`, if any' },
+  { variable: 'HF_HOME', default: '~/.cache/huggingface', description: 'HuggingFace home (honours `XDG_CACHE_HOME`); the hub cache is `$HF_HOME/hub`' },
+  { variable: 'HF_HUB_CACHE', default: '$HF_HOME/hub', description: 'The hub cache (`models--org--name/{blobs,snapshots,refs}`, shared with Python); may be a volume several servers share' },
+  { variable: 'HF_HUB_OFFLINE', default: '0', description: '`1` (or true/yes/on): never contact the hub; models come from the cache only' },
+  { variable: 'HF_HUB_ETAG_TIMEOUT', default: '10', description: 'Seconds to wait for the hub\'s answer about a file (3 at most for the default model on huggingface.co, so an offline machine starts the demo quickly)' },
+  { variable: 'HF_HUB_DOWNLOAD_TIMEOUT', default: '10', description: 'Seconds a download may connect or stall before it is retried (5 retries, resuming)' },
 ];
 
 /** The default of a variable as SETTINGS_DOCS states it (undefined for "unset"). */
@@ -199,8 +219,8 @@ export function settingsInForce(settings: Settings): Record<string, string | num
   };
 }
 
-/** SETTINGS_DOCS as the Markdown table of README.md's "Settings" section (a test keeps them equal). */
+/** SETTINGS_DOCS and HUB_SETTINGS_DOCS as the Markdown table of README.md's "Settings" section (a test keeps them equal). */
 export function settingsMarkdownTable(): string {
-  const rows = SETTINGS_DOCS.map((d) => `| \`${d.variable}\` | ${d.default === 'unset' ? 'unset' : `\`${d.default}\``} | ${d.description} |`);
+  const rows = [...SETTINGS_DOCS, ...HUB_SETTINGS_DOCS].map((d) => `| \`${d.variable}\` | ${d.default === 'unset' ? 'unset' : `\`${d.default}\``} | ${d.description} |`);
   return ['| variable | default | meaning |', '|---|---|---|', ...rows].join('\n');
 }
