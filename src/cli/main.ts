@@ -5,6 +5,7 @@ import { registerInitRandom } from './init-random.js';
 import { registerEmbed } from './embed.js';
 import { registerScore } from './score.js';
 import { registerPll } from './pll.js';
+import { registerPull } from './pull.js';
 import { serve } from '../server/serve.js';
 
 // Compiled to dist/src/cli/main.js, three levels below the package root.
@@ -16,6 +17,7 @@ registerInitRandom(program);
 registerEmbed(program);
 registerScore(program);
 registerPll(program);
+registerPull(program);
 
 program
   .command('serve')
