@@ -4,7 +4,7 @@ import { availableParallelism } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { parseFasta } from '../model/fasta.js';
-import { INCLUDE_KINDS, embedFastaToSafetensors, type IncludeKind } from '../tasks/embed-file.js';
+import { INCLUDE_KINDS, ShardSpecError, embedFastaToSafetensors, parseShardSpec, selectShard, type IncludeKind, type Shard } from '../tasks/embed-file.js';
 import { resolveReprLayers } from '../tasks/embed.js';
 import { formatBytes } from './init-random.js';
 import { startLocalEngine } from './local-engine.js';
@@ -20,6 +20,7 @@ interface EmbedOptions {
   precision: 'auto' | 'fp32' | 'fp16';
   threads: number;
   progress: boolean;
+  shard?: Shard;
 }
 
 function parseInclude(value: string): IncludeKind[] {
@@ -36,6 +37,15 @@ function parseIntList(value: string): number[] {
     if (!/^-?\d+$/.test(s.trim())) throw new InvalidArgumentError(`"${s}" is not an integer`);
     return Number(s);
   });
+}
+
+function parseShard(value: string): Shard {
+  try {
+    return parseShardSpec(value);
+  } catch (err) {
+    if (err instanceof ShardSpecError) throw new InvalidArgumentError(err.why);
+    throw err;
+  }
 }
 
 export function parsePositiveInt(value: string): number {
@@ -58,12 +68,15 @@ export function registerEmbed(program: Command): void {
     .addOption(new Option('--precision <p>', 'graph precision').choices(['auto', 'fp32', 'fp16']).default('auto'))
     .option('--threads <n>', 'CPU threads for inference', parsePositiveInt, availableParallelism())
     .option('--no-progress', 'no progress bar')
+    .option('--shard <i/n>', 'embed only shard I of N (0 ≤ I < N): the records whose position in the file, counted from 0, is I mod N', parseShard)
     .action((opts: EmbedOptions) => embed(opts));
 }
 
 async function embed(opts: EmbedOptions): Promise<void> {
-  const records = parseFasta(await readFile(opts.input, 'utf8'));
+  const allRecords = parseFasta(await readFile(opts.input, 'utf8'));
+  const records = opts.shard ? selectShard(allRecords, opts.shard) : allRecords;
   const log = (message: string) => console.error(message);
+  const shardNote = opts.shard ? ` (shard ${opts.shard.index}/${opts.shard.count} of ${allRecords.length} records)` : '';
   const engine = await startLocalEngine({
     modelDir: opts.model,
     device: opts.device,
@@ -92,12 +105,17 @@ async function embed(opts: EmbedOptions): Promise<void> {
       toksPerBatch: opts.toksPerBatch,
       output: opts.output,
       run: engine.infer,
-      metadata: { model: opts.model, include: opts.include.join(','), repr_layers: opts.reprLayers.join(',') },
+      metadata: {
+        model: opts.model,
+        include: opts.include.join(','),
+        repr_layers: opts.reprLayers.join(','),
+        ...(opts.shard ? { shard: `${opts.shard.index}/${opts.shard.count}` } : {}),
+      },
       onProgress: (done) => bar?.update(done, { rate: Math.round(done / ((performance.now() - started) / 1000)) }),
     });
     bar?.stop();
     const seconds = (performance.now() - started) / 1000;
-    log(`wrote ${result.tensors} tensors (${formatBytes(result.bytes)}) for ${records.length} sequences to ${opts.output} in ${seconds.toFixed(1)} s`);
+    log(`wrote ${result.tensors} tensors (${formatBytes(result.bytes)}) for ${records.length} sequences${shardNote} to ${opts.output} in ${seconds.toFixed(1)} s`);
   } finally {
     bar?.stop();
     await engine.close();

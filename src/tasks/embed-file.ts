@@ -11,6 +11,39 @@ import { residueRows } from './embed.js';
 export const INCLUDE_KINDS = ['mean', 'per_tok', 'bos', 'logits', 'contacts'] as const;
 export type IncludeKind = (typeof INCLUDE_KINDS)[number];
 
+/** One of `count` disjoint parts of a FASTA file: record i belongs to shard i mod count. */
+export interface Shard {
+  index: number;
+  count: number;
+}
+
+export class ShardSpecError extends Error {
+  constructor(
+    spec: string,
+    readonly why: string,
+  ) {
+    super(`--shard ${JSON.stringify(spec)}: ${why}`);
+    this.name = 'ShardSpecError';
+  }
+}
+
+/** Reads "I/N" (shard I of N, 0 ≤ I < N), as an Indexed Job passes `$JOB_COMPLETION_INDEX/N`. */
+export function parseShardSpec(spec: string): Shard {
+  const match = /^\s*(\d+)\s*\/\s*(\d+)\s*$/.exec(spec);
+  if (!match) throw new ShardSpecError(spec, 'expected I/N, shard I of N counted from 0 (e.g. 0/4 … 3/4)');
+  const [index, count] = [Number(match[1]), Number(match[2])];
+  if (!Number.isSafeInteger(count) || count < 1) throw new ShardSpecError(spec, 'the number of shards N must be at least 1');
+  if (!Number.isSafeInteger(index) || index >= count) {
+    throw new ShardSpecError(spec, `shard index ${match[1]} is out of range: with ${count} shard${count === 1 ? '' : 's'} it must be from 0 to ${count - 1}`);
+  }
+  return { index, count };
+}
+
+/** The records of one shard, in file order: record i when i mod count = index. */
+export function selectShard<T>(records: readonly T[], shard: Shard): T[] {
+  return records.filter((_, i) => i % shard.count === shard.index);
+}
+
 /** Runs one batch of token rows; the engine (a replica, later the scheduler) behind it. */
 export type RunBatch = (tokens: Int32Array[], want: Want) => Promise<SequenceResult[]>;
 
