@@ -13,9 +13,11 @@ import { serviceRoutes } from './routes/service.js';
 import { predictRoutes } from './routes/predict.js';
 import { embedRoutes } from './routes/embed.js';
 import { taskRoutes } from './routes/tasks.js';
+import { scoreStreamRoutes } from './routes/score-stream.js';
+import { UI_ROUTES, uiRoutes } from './routes/ui.js';
 
-/** Routes that probes and scrapers reach without the API key. */
-const OPEN_ROUTES = new Set(['/health', '/ready', '/v1/health/live', '/v1/health/ready', '/metrics']);
+/** Routes reached without the API key: probes, scrapers, and the web page's assets (which hold no data). */
+const OPEN_ROUTES = new Set<string>(['/health', '/ready', '/v1/health/live', '/v1/health/ready', '/metrics', ...UI_ROUTES]);
 
 export interface App {
   app: FastifyInstance;
@@ -61,5 +63,7 @@ export async function buildApp(settings: Settings, opts: { version: string; logg
   await app.register(predictRoutes, { runtime });
   await app.register(embedRoutes, { runtime });
   await app.register(taskRoutes, { runtime });
+  await app.register(scoreStreamRoutes, { runtime });
+  await app.register(uiRoutes);
   return { app, runtime };
 }

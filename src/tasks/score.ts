@@ -30,11 +30,26 @@ export interface VariantScore {
   score: number;
 }
 
+export interface ProgressOptions {
+  /** (done, total) as the work goes: masked rows for masked_marginal, the one pass (0/1, 1/1) for wt_marginal. */
+  onProgress?: (done: number, total: number) => void;
+}
+
 /** The L × V log-probability matrix `method` reads; for masked_marginal only `positions` (1-based) when given. */
-export function logProbMatrix(context: ScoreContext, tokens: Int32Array, method: ScoreMethod, positions?: readonly number[]): Promise<Float32Array> {
-  return method === 'masked_marginal'
-    ? maskedLogProbs(context.infer, context.tokenizer, tokens, { positions, cache: context.cache, windowSize: context.windowSize })
-    : unmaskedLogProbs(context.infer, tokens);
+export async function logProbMatrix(
+  context: ScoreContext,
+  tokens: Int32Array,
+  method: ScoreMethod,
+  positions?: readonly number[],
+  { onProgress }: ProgressOptions = {},
+): Promise<Float32Array> {
+  if (method === 'masked_marginal') {
+    return maskedLogProbs(context.infer, context.tokenizer, tokens, { positions, cache: context.cache, windowSize: context.windowSize, onProgress });
+  }
+  onProgress?.(0, 1);
+  const matrix = await unmaskedLogProbs(context.infer, tokens);
+  onProgress?.(1, 1);
+  return matrix;
 }
 
 /** Scores of already parsed mutations of the cls … eos `tokens`. */
@@ -60,7 +75,7 @@ export async function scoreMutations(
 }
 
 /** The deep mutational scan (every position × the 20 standard amino acids) of the cls … eos `tokens`. */
-export async function scanMutations(context: ScoreContext, tokens: Int32Array, method: ScoreMethod): Promise<DeepMutationalScan> {
-  const matrix = await logProbMatrix(context, tokens, method);
+export async function scanMutations(context: ScoreContext, tokens: Int32Array, method: ScoreMethod, options: ProgressOptions = {}): Promise<DeepMutationalScan> {
+  const matrix = await logProbMatrix(context, tokens, method, undefined, options);
   return deepMutationalScan(matrix, tokens, context.tokenizer);
 }

@@ -6,7 +6,8 @@ import { encodeSequence } from '../../tasks/sequences.js';
 import { InputError } from '../../tasks/errors.js';
 import { SCORE_METHODS } from '../../tasks/variants.js';
 import { scanMutations, scoreMutations, type ScoreContext } from '../../tasks/score.js';
-import { pseudoLikelihood } from '../../tasks/pll.js';
+import { pseudoLikelihoodFromMatrix } from '../../tasks/pll.js';
+import { maskedLogProbs } from '../../tasks/masked-marginals.js';
 import { DEFAULT_TOP_K, fillMask } from '../../tasks/fill-mask.js';
 import { ErrorResponse, Truncation } from '../schemas.js';
 import type { LoadedModel, ServingRuntime } from '../runtime.js';
@@ -71,8 +72,14 @@ export const taskRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime }> 
     {
       schema: {
         summary: 'Pseudo-log-likelihood and pseudo-perplexity',
-        description: 'PLL = Σ over residues of log p(true residue | that residue masked); perplexity = exp(−PLL / L).',
-        body: Type.Object({ sequences: Type.Array(Sequence, { minItems: 1, maxItems: settings.maxBatchSize }), truncation: Truncation }),
+        description:
+          'PLL = Σ over residues of log p(true residue | that residue masked); perplexity = exp(−PLL / L). ' +
+          'With `per_position: true` each result also lists those L log-probabilities, position 1 first.',
+        body: Type.Object({
+          sequences: Type.Array(Sequence, { minItems: 1, maxItems: settings.maxBatchSize }),
+          truncation: Truncation,
+          per_position: Type.Optional(Type.Boolean({ description: 'also return log p(true residue | it masked) at each position' })),
+        }),
         response: { 200: Type.Any(), ...errors },
       },
     },
@@ -81,7 +88,14 @@ export const taskRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime }> 
       const body = request.body;
       const encoded = body.sequences.map((s, i) => encodeSequence(model.checkpoint.tokenizer, s, `sequences[${i}]`, settings.maxSequenceLength, body.truncation));
       const { record, score } = requestContext(model, request, reply);
-      const results = await Promise.all(encoded.map((e) => pseudoLikelihood(score.infer, score.tokenizer, e.tokens, score.cache, score.windowSize)));
+      const vocabSize = score.tokenizer.vocab.length;
+      const results = await Promise.all(
+        encoded.map(async (e) => {
+          const matrix = await maskedLogProbs(score.infer, score.tokenizer, e.tokens, { cache: score.cache, windowSize: score.windowSize });
+          const pll = pseudoLikelihoodFromMatrix(matrix, e.tokens, vocabSize);
+          return body.per_position ? { ...pll, per_position: Array.from({ length: pll.length }, (_, i) => matrix[i * vocabSize + e.tokens[i + 1]]) } : pll;
+        }),
+      );
       setTimingHeaders(reply, record);
       return {
         model: runtime.modelName,
