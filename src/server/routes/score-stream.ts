@@ -1,0 +1,97 @@
+// POST /v1/score/stream: the deep mutational scan of /v1/score with `scan: true`, reported as it
+// runs (an L-residue scan is L forward passes) as server-sent events:
+//   event: progress  data: {"done": 12, "total": 28}            (masked rows done / asked for)
+//   event: result    data: {model, method, amino_acids, matrix}  (the body /v1/score returns)
+//   event: error     data: {detail, error, status}                (a failure after the stream began)
+// A request that is invalid or arrives before the model is ready gets the usual JSON error instead.
+// POST (not GET) so that the body and the Authorization header travel as for every other route;
+// browsers read it with fetch() and a stream reader.
+import { setMaxListeners } from 'node:events';
+import { PassThrough } from 'node:stream';
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { encodeSequence } from '../../tasks/sequences.js';
+import { SCORE_METHODS } from '../../tasks/variants.js';
+import { scanMutations } from '../../tasks/score.js';
+import { toApiError } from '../errors.js';
+import { ErrorResponse, Truncation } from '../schemas.js';
+import type { ServingRuntime } from '../runtime.js';
+import { readyModel, requestInfer, requestRunner, submitOptions } from './common.js';
+
+/** A comment line keeps proxies and idle timeouts from closing a quiet stream. */
+const KEEP_ALIVE_MS = 15_000;
+
+/** One server-sent event. */
+export function sseEvent(event: string, data: unknown): string {
+  return `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+}
+
+export const scoreStreamRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime }> = async (app, { runtime }) => {
+  const { settings } = runtime;
+  app.post(
+    '/v1/score/stream',
+    {
+      schema: {
+        summary: 'The deep mutational scan with progress, as server-sent events',
+        description:
+          'Same body as `/v1/score` with `scan: true` (without `scan` or `mutations`). The response is `text/event-stream`: `progress` events ' +
+          '`{done, total}` while the masked passes run, then one `result` event with the body `/v1/score` returns, or one `error` event ' +
+          '`{detail, error, status}`. Invalid requests are refused with the usual JSON errors before the stream starts.',
+        body: Type.Object({
+          sequence: Type.String({ description: 'Protein sequence (see /predict)' }),
+          method: Type.Union(SCORE_METHODS.map((m) => Type.Literal(m)), { default: 'masked_marginal' }),
+          truncation: Truncation,
+        }),
+        response: { 200: Type.Any(), 400: ErrorResponse, 422: ErrorResponse, 503: ErrorResponse },
+      },
+    },
+    async (request, reply) => {
+      const model = readyModel(runtime);
+      const body = request.body;
+      const { tokenizer } = model.checkpoint;
+      const encoded = encodeSequence(tokenizer, body.sequence, 'sequence', settings.maxSequenceLength, body.truncation);
+      const options = submitOptions(request, reply, settings.requestTimeoutMs);
+      // Progress splits the masked copies into many concurrent calls, each listening to the signal.
+      setMaxListeners(256, options.signal);
+      const infer = requestInfer(model, requestRunner(model, options, []));
+      const context = { infer, tokenizer, cache: { store: model.maskedCache, model: `${runtime.modelName}|${model.precision}|${model.windowSize}` }, windowSize: model.windowSize };
+
+      const stream = new PassThrough();
+      // After a client has gone, Fastify destroys the stream; what the scan still reports is dropped.
+      const send = (text: string) => void (!stream.destroyed && !stream.writableEnded && stream.write(text));
+      const keepAlive = setInterval(() => send(': keep-alive\n\n'), KEEP_ALIVE_MS);
+      let last = -1;
+      const scan = scanMutations(context, encoded.tokens, body.method, {
+        onProgress: (done, total) => {
+          if (done === last) return;
+          last = done;
+          send(sseEvent('progress', { done, total }));
+        },
+      });
+      scan
+        .then((result) => {
+          send(
+            sseEvent('result', {
+              model: runtime.modelName,
+              method: body.method,
+              ...(encoded.truncated ? { truncated: true, original_length: encoded.originalLength } : {}),
+              ...result,
+            }),
+          );
+        })
+        .catch((err: unknown) => {
+          const api = toApiError(err);
+          if (api.statusCode >= 500) request.log.error({ err }, 'scan stream failed');
+          send(sseEvent('error', { detail: api.message, error: api.code, status: api.statusCode }));
+        })
+        .finally(() => {
+          clearInterval(keepAlive);
+          stream.end();
+        });
+      return reply
+        .header('content-type', 'text/event-stream; charset=utf-8')
+        .header('cache-control', 'no-cache, no-transform')
+        .header('x-accel-buffering', 'no')
+        .send(stream);
+    },
+  );
+};
