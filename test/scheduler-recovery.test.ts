@@ -26,6 +26,28 @@ test('a batch lost to a crashed replica is retried on another and every caller g
   assert.equal(scheduler.retriedItems, 3);
 });
 
+test('while the crashed replica restarts, its lost batch and the work pinned to it run on the replica that serves', async () => {
+  const fake = new FakeExecutor(2);
+  fake.hold = true;
+  const retries: unknown[] = [];
+  const scheduler = new Scheduler(fake, options);
+  scheduler.on('retry', (report) => retries.push(report));
+  const lost = scheduler.submit([item(1, 0), item(2, 0)]);
+  await fake.batchesStarted(1);
+  fake.restarting[0] = true; // still up (queued work may wait for it), but not ready
+  fake.hold = false;
+  fake.batches[0].fail(new ReplicaError('crashed', 'replica 0 was killed (SIGKILL)'));
+  const pinned = scheduler.submit([item(3, 0)]);
+  assert.deepEqual((await lost).map((o) => o.replica), [1, 1]);
+  assert.deepEqual((await pinned).map((o) => o.replica), [1], 'a pin to a restarting replica lapses');
+  assert.deepEqual(retries, [{ reason: 'crashed', sequences: 2 }]);
+  assert.ok(fake.batches.slice(1).every((b) => b.replica === 1), 'nothing was sent to the restarting replica');
+
+  fake.restarting[0] = false;
+  scheduler.wake();
+  assert.deepEqual((await scheduler.submit([item(4, 0)])).map((o) => o.replica), [0], 'back in rotation once ready');
+});
+
 test('a sequence that keeps killing replicas fails after two retries; others are unaffected', async () => {
   const fake = new FakeExecutor(1);
   const scheduler = new Scheduler(fake, { ...options, batching: false });
@@ -72,4 +94,24 @@ test('other errors fail only the requests in the batch, at once', async () => {
   await assert.rejects(scheduler.submit([item(1)]), /unexpected/);
   assert.equal(fake.batches.length, 1);
   assert.equal((await scheduler.submit([item(2)]))[0].result.mean![1][2], 2);
+});
+
+test('abortAll ends every request with queued or running work with the error given; the running batch finishes unheard', async () => {
+  const fake = new FakeExecutor(1);
+  fake.hold = true;
+  const scheduler = new Scheduler(fake, { ...options, maxBatchSize: 1 });
+  const drops: unknown[] = [];
+  scheduler.on('dropped', (report) => drops.push(report));
+  const running = scheduler.submit([item(1)]);
+  await fake.batchesStarted(1);
+  const queued = scheduler.submit([item(2), item(3)]);
+  const stop = new Error('shutting down');
+  assert.equal(scheduler.abortAll(stop), 2);
+  await assert.rejects(running, /shutting down/);
+  await assert.rejects(queued, /shutting down/);
+  assert.deepEqual(drops, [{ reason: 'shutdown', sequences: 2 }]);
+  assert.equal(scheduler.stats().queuedSequences, 0);
+  fake.releaseAll();
+  await scheduler.drain();
+  assert.equal(fake.batches.length, 1, 'the queued work never ran');
 });

@@ -10,7 +10,10 @@ import { startTestServer, type TestServer } from './helpers/server.js';
 const BODIES_PER_ENDPOINT = Number(process.env.ESM2_FUZZ_BODIES ?? 1000);
 let server: TestServer;
 before(async () => {
-  server = await startTestServer({ BATCH_QUEUE_MAX_WAIT_MS: '0', BODY_LIMIT_BYTES: '65536', MAX_BATCH_SIZE: '8' });
+  // MAX_SEQUENCE_LENGTH 200: an enormous valid sequence is refused (422) rather than computed —
+  // a /v1/pll of 1,000 residues is 1,000 forward passes, seconds each time, and the run would take
+  // minutes; the length check is what hostile input should meet anyway.
+  server = await startTestServer({ BATCH_QUEUE_MAX_WAIT_MS: '0', BODY_LIMIT_BYTES: '65536', MAX_BATCH_SIZE: '8', MAX_SEQUENCE_LENGTH: '200' });
 });
 after(() => server.close());
 

@@ -256,13 +256,16 @@ async function until(what: string, condition: () => boolean, ms = 2000): Promise
   }
 }
 
-test('a client that disconnects while queued has its work dropped; the service keeps serving', T, async (t) => {
+test('a client that disconnects while queued has its work dropped and counted (esm2_requests_cancelled_total); the service keeps serving', T, async (t) => {
   const WAIT = 1500;
   const s = await server(t, { BATCH_QUEUE_MAX_WAIT_MS: String(WAIT) });
   const scheduler = s.runtime.model!.scheduler;
   const batches: number[] = [];
   scheduler.on('batch', (report: { sequences: number }) => batches.push(report.sequences));
-  const residuesBefore = metric(await scrape(s.url), 'esm2_residues_total');
+  const metricsBefore = await scrape(s.url);
+  const residuesBefore = metric(metricsBefore, 'esm2_residues_total');
+  const cancelled = (samples: Sample[]) => metric(samples, 'esm2_requests_cancelled_total', { route: '/predict' });
+  const dropped = (samples: Sample[]) => metric(samples, 'esm2_dropped_sequences_total', { reason: 'cancelled' });
 
   const controller = new AbortController();
   const started = Date.now();
@@ -282,7 +285,10 @@ test('a client that disconnects while queued has its work dropped; the service k
   await sleep(Math.max(0, started + WAIT + 200 - Date.now()));
   assert.deepEqual(batches, [], 'no batch ran');
   assert.equal(scheduler.stats().runningBatches, 0);
-  assert.equal(metric(await scrape(s.url), 'esm2_residues_total'), residuesBefore, 'esm2_residues_total unchanged');
+  const metricsAfter = await scrape(s.url);
+  assert.equal(metric(metricsAfter, 'esm2_residues_total'), residuesBefore, 'esm2_residues_total unchanged');
+  assert.equal(cancelled(metricsAfter) - cancelled(metricsBefore), 1, 'esm2_requests_cancelled_total{route="/predict"} rose by 1');
+  assert.equal(dropped(metricsAfter) - dropped(metricsBefore), 1, 'esm2_dropped_sequences_total{reason="cancelled"} rose by 1');
 
   const next = await postJson(`${s.url}/predict`, { sequence: protein(40, 3001) });
   assert.equal(next.status, 200);

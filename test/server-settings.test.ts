@@ -25,6 +25,10 @@ test('defaults are those of the FastAPI service, plus the new settings', () => {
     maxQueuedTokens: 262144,
     requestTimeoutMs: 120000,
     bodyLimitBytes: 10485760,
+    replicaRunTimeoutMs: 600000,
+    clientTimeoutMs: 30000,
+    rateLimitPerMinute: 0,
+    shutdownTimeoutMs: 130000,
   });
 });
 
@@ -48,6 +52,10 @@ test('values are read, case-insensitively where they are words', () => {
     REQUEST_TIMEOUT_MS: '5000',
     BODY_LIMIT_BYTES: '1024',
     API_KEY: 'secret',
+    RATE_LIMIT_PER_MINUTE: '600',
+    REPLICA_RUN_TIMEOUT_MS: '2000',
+    CLIENT_TIMEOUT_MS: '5000',
+    SHUTDOWN_TIMEOUT_MS: '10000',
   });
   assert.equal(settings.modelName, './models/esm2_t6');
   assert.equal(settings.port, 0);
@@ -59,6 +67,10 @@ test('values are read, case-insensitively where they are words', () => {
   assert.equal(settings.maxBatchTokens, 102);
   assert.equal(settings.distributionStrategy, 'contiguous');
   assert.equal(settings.apiKey, 'secret');
+  assert.equal(settings.rateLimitPerMinute, 600);
+  assert.equal(settings.replicaRunTimeoutMs, 2000);
+  assert.equal(settings.clientTimeoutMs, 5000);
+  assert.equal(settings.shutdownTimeoutMs, 10000);
   for (const [value, expected] of [['1', true], ['YES', true], ['True', true], ['0', false], ['FALSE', false]] as const) {
     assert.equal(loadSettings({ BATCH_QUEUE_ENABLED: value }).batchQueueEnabled, expected, value);
   }
@@ -88,6 +100,10 @@ const BAD_VALUES: Record<string, string[]> = {
   MAX_QUEUED_TOKENS: ['0', '1.0'],
   REQUEST_TIMEOUT_MS: ['0', '2m'],
   BODY_LIMIT_BYTES: ['1023', '10MB'],
+  RATE_LIMIT_PER_MINUTE: ['-1', '10/s', ''],
+  REPLICA_RUN_TIMEOUT_MS: ['0', '1m'],
+  CLIENT_TIMEOUT_MS: ['99', '30s'],
+  SHUTDOWN_TIMEOUT_MS: ['0', 'never'],
 };
 
 test('every bad value stops loading with one line naming the variable and the value', () => {

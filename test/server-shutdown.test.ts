@@ -53,6 +53,8 @@ test('SIGTERM under load: accepted requests complete, new ones are refused, exit
       DEVICES: 'cpu',
       ESM2_COMPILE_CACHE: await tempDir(t, 'esm2-shutdown-'),
       BATCH_QUEUE_MAX_WAIT_MS: String(WAIT),
+      // The drain (≈ WAIT) finishes well within it: exit 0. Past it: server-lifecycle.test.ts.
+      SHUTDOWN_TIMEOUT_MS: '10000',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -5,7 +5,7 @@ import { EventEmitter } from 'node:events';
 import type { Executor, SequenceResult, Want } from '../scheduler/types.js';
 import { ReplicaError } from './errors.js';
 import type { FaultInjection, ModelPaths } from './protocol.js';
-import { Replica, type ReplicaState } from './replica.js';
+import { Replica, type ReplicaState, type RestartPolicy } from './replica.js';
 
 export type PoolLogLevel = 'info' | 'warn' | 'error';
 
@@ -19,6 +19,8 @@ export interface PoolOptions {
   models: ModelPaths;
   padTokenId: number;
   runTimeoutMs?: number;
+  /** How each replica restarts after a crash or hang (Replica's defaults: 5 tries in a row, 250 ms doubling to 10 s). */
+  restart?: Partial<RestartPolicy>;
   log?: (level: PoolLogLevel, message: string) => void;
   /** Test-only: a fault for the replica of that index (see Replica's faultInjection). */
   faultInjection?: Partial<Record<number, FaultInjection>>;
@@ -31,6 +33,10 @@ export interface PoolReplicaInfo {
   /** The device in use ("cpu" after a fallback); the requested one while it never started. */
   actual: string;
   state: ReplicaState;
+  /** The replica's current process (none while it restarts, or when it never started or gave up). */
+  pid?: number;
+  /** Running a batch now. */
+  busy: boolean;
   fallbackReason?: string;
   /** Why the replica could not start, or gave up. */
   error?: string;
@@ -77,6 +83,7 @@ export class ReplicaPool extends EventEmitter<PoolEvents> implements Executor {
           models: opts.models,
           padTokenId: opts.padTokenId,
           runTimeoutMs: opts.runTimeoutMs,
+          restart: opts.restart,
           name: `${index} (${r.device})`,
           faultInjection: opts.faultInjection?.[index],
         }),
@@ -108,6 +115,11 @@ export class ReplicaPool extends EventEmitter<PoolEvents> implements Executor {
     return state === 'ready' || state === 'restarting';
   }
 
+  /** Ready now: serving, not restarting (the scheduler sends batches only to these). */
+  isReady(index: number): boolean {
+    return this.slots[index]?.replica?.info().state === 'ready';
+  }
+
   /** Replicas that can take work now (ready, not restarting). */
   upCount(): number {
     return this.slots.filter((s) => s.replica?.info().state === 'ready').length;
@@ -128,10 +140,11 @@ export class ReplicaPool extends EventEmitter<PoolEvents> implements Executor {
 
   replicaInfo(): PoolReplicaInfo[] {
     return this.slots.map(({ index, device, replica, error }) => {
-      if (!replica) return { index, device, actual: device, state: 'failed', error, batchesRun: 0, restarts: 0 };
+      if (!replica) return { index, device, actual: device, state: 'failed', busy: false, error, batchesRun: 0, restarts: 0 };
       const info = replica.info();
       return {
-        index, device, actual: info.actual, state: info.state,
+        index, device, actual: info.actual, state: info.state, busy: info.busy,
+        ...(info.pid === undefined ? {} : { pid: info.pid }),
         ...(info.fallbackReason ? { fallbackReason: info.fallbackReason } : {}),
         ...(error ? { error } : {}),
         batchesRun: info.batchesRun, restarts: info.restarts,
@@ -143,6 +156,11 @@ export class ReplicaPool extends EventEmitter<PoolEvents> implements Executor {
   close(): Promise<void> {
     this.closing ??= Promise.all(this.slots.map((s) => s.replica?.close())).then(() => undefined);
     return this.closing;
+  }
+
+  /** Kills every replica process at once (see Replica.kill): for a forced exit. */
+  kill(): void {
+    for (const slot of this.slots) slot.replica?.kill();
   }
 
   private watch(slot: Slot, replica: Replica, log: (level: PoolLogLevel, message: string) => void): void {

@@ -113,6 +113,8 @@ export class Replica extends EventEmitter<ReplicaEvents> {
   private restarts = 0;
   private failuresInARow = 0;
   private spawned = 0;
+  /** The process close() is stopping (kill() ends it too). */
+  private stoppingChild?: ReplicaChild;
 
   private constructor(private readonly opts: ReplicaOptions) {
     super();
@@ -158,11 +160,24 @@ export class Replica extends EventEmitter<ReplicaEvents> {
       clearTimeout(this.restartTimer);
       await this.spawning?.catch(() => undefined);
       const child = this.detachChild();
+      this.stoppingChild = child;
       if (this.state !== 'failed') this.state = 'closing';
       if (child) await child.stop();
       if (this.state !== 'failed') this.state = 'closed';
     })();
     return this.closing;
+  }
+
+  /**
+   * Ends the process now (SIGKILL) without finishing accepted work or restarting: for a process
+   * about to exit in a hurry, so that no replica (busy, or hung) outlives it.
+   */
+  kill(): void {
+    this.closing ??= Promise.resolve();
+    clearTimeout(this.restartTimer);
+    clearTimeout(this.runTimer);
+    (this.detachChild() ?? this.stoppingChild)?.kill();
+    if (this.state !== 'failed') this.state = 'closed';
   }
 
   private validate({ tokens, want }: RunRequest): void {

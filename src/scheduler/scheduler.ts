@@ -42,18 +42,36 @@ export interface SchedulerStats {
 /** How soon to look again when work waits but no replica is up to take it. */
 const STRANDED_RECHECK_MS = 100;
 
-/** Emits 'batch' (a BatchReport) after every batch, whether it succeeded or failed. */
 /** Replica faults after which a batch is retried elsewhere rather than failed. */
 const REPLICA_FAULTS = new Set(['crashed', 'timeout', 'failed', 'closed']);
 /** A sequence whose batches keep killing replicas fails after this many retries. */
 const MAX_FAULT_RETRIES = 2;
 
+/** A failed batch's sequences put back in the queue: after a replica fault (its reason), or in halves after an ORT error ('split'). */
+export interface RetryReport {
+  reason: string;
+  sequences: number;
+}
+
+/** Queued sequences of one request dropped before any replica ran them: its client left, it timed out, another of its sequences failed, or abortAll (a shutdown that could not wait). */
+export interface DropReport {
+  reason: 'cancelled' | 'timeout' | 'failed' | 'shutdown';
+  sequences: number;
+}
+
+/**
+ * Emits 'batch' (a BatchReport) after every batch, whether it succeeded or failed; 'retry' (a
+ * RetryReport) when a failed batch's sequences go back in the queue; 'dropped' (a DropReport) when
+ * a request's queued sequences leave the queue without running.
+ */
 export class Scheduler extends EventEmitter {
   private readonly queue = new WorkQueue();
   private readonly busy: boolean[];
   private readonly meter = new ThroughputMeter();
   private readonly limits: BatchLimits;
   private runningBatches = 0;
+  /** The items of every batch now running. */
+  private readonly running = new Set<readonly QueuedItem[]>();
   /** Items put back in the queue after a replica fault (a metric). */
   retriedItems = 0;
   private nextSeq = 0;
@@ -130,6 +148,24 @@ export class Scheduler extends EventEmitter {
     };
   }
 
+  /**
+   * Ends every request that has work queued or running with `error`, at once (a shutdown that
+   * cannot wait any longer): queued work is dropped, running batches finish unheard. Returns how
+   * many requests were ended.
+   */
+  abortAll(error: unknown): number {
+    const requests = new Set<PendingRequest>();
+    for (const lane of ['default', 'contacts'] as const) for (const item of this.queue.inLane(lane)) requests.add(item.request);
+    for (const items of this.running) for (const item of items) requests.add(item.request);
+    let ended = 0;
+    for (const request of requests) {
+      if (request.settled) continue;
+      this.abandon(request, error, 'shutdown');
+      ended += 1;
+    }
+    return ended;
+  }
+
   /** Resolves once nothing is queued or running (for graceful shutdown; refusing new work is the caller's job). */
   drain(): Promise<void> {
     if (this.idle()) return Promise.resolve();
@@ -142,6 +178,15 @@ export class Scheduler extends EventEmitter {
 
   private upReplicas(): boolean[] {
     return Array.from({ length: this.executor.size }, (_, replica) => this.executor.isUp(replica));
+  }
+
+  private readyReplicas(): boolean[] {
+    return Array.from({ length: this.executor.size }, (_, replica) => this.executor.isReady?.(replica) ?? this.executor.isUp(replica));
+  }
+
+  /** Looks at the queue again now, e.g. when a replica is back after a restart. */
+  wake(): void {
+    this.schedulePump();
   }
 
   /** The error refusing `tokens` more, or undefined when they fit. */
@@ -159,9 +204,14 @@ export class Scheduler extends EventEmitter {
   }
 
   /** Ends a request early: its queued items leave the queue; its running ones finish unheard. */
-  private abandon(request: PendingRequest, error: unknown): void {
+  private abandon(request: PendingRequest, error: unknown, why?: DropReport['reason']): void {
     if (request.settled) return;
     for (const item of request.queued) this.queue.remove(item);
+    if (request.queued.size > 0) {
+      const reason = why ?? (error instanceof CancelledError ? 'cancelled' : error instanceof SchedulerTimeoutError ? 'timeout' : 'failed');
+      const dropped: DropReport = { reason, sequences: request.queued.size };
+      this.emit('dropped', dropped);
+    }
     request.queued.clear();
     request.fail(error);
     this.schedulePump();
@@ -189,7 +239,7 @@ export class Scheduler extends EventEmitter {
     this.wakeTimer = undefined;
     if (this.queue.size === 0) return;
     const now = performance.now();
-    const up = this.upReplicas();
+    const up = this.readyReplicas();
     // Items of a batch left waiting for company are not offered to the next replica this round.
     const waiting = new Set<QueuedItem>();
     let wakeAt = Infinity;
@@ -200,7 +250,7 @@ export class Scheduler extends EventEmitter {
         batching: this.options.batching,
         maxWaitMs: this.options.maxWaitMs,
         now,
-        // A pin binds while its replica is up; when it is down the item may run anywhere.
+        // A pin binds while its replica is ready; when it is down or restarting the item may run anywhere.
         runnable: (item) =>
           !waiting.has(item) && (item.replica === undefined || item.replica === replica || !up[item.replica]),
       });
@@ -228,6 +278,7 @@ export class Scheduler extends EventEmitter {
     }
     this.busy[replica] = true;
     this.runningBatches += 1;
+    this.running.add(plan.items);
     void this.runBatch(replica, plan);
   }
 
@@ -247,6 +298,7 @@ export class Scheduler extends EventEmitter {
     const durationMs = performance.now() - startedAt;
     this.busy[replica] = false;
     this.runningBatches -= 1;
+    this.running.delete(items);
 
     const tokens = items.reduce((sum, item) => sum + item.tokens.length, 0);
     const maxLength = Math.max(...items.map((item) => item.tokens.length));
@@ -285,6 +337,8 @@ export class Scheduler extends EventEmitter {
     };
     if (reason !== undefined && REPLICA_FAULTS.has(reason)) {
       this.retriedItems += live.length;
+      const retry: RetryReport = { reason, sequences: live.filter((item) => item.attempts < MAX_FAULT_RETRIES).length };
+      if (retry.sequences > 0) this.emit('retry', retry);
       for (const item of live) {
         item.attempts += 1;
         item.replica = undefined;
@@ -295,6 +349,7 @@ export class Scheduler extends EventEmitter {
     }
     if (reason === 'run-failed' && items.length > 1) {
       const half = Math.ceil(items.length / 2);
+      if (live.length > 0) this.emit('retry', { reason: 'split', sequences: live.length } satisfies RetryReport);
       for (const item of live) {
         item.maxCompany = Math.min(item.maxCompany, half);
         requeue(item);

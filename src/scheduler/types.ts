@@ -9,6 +9,12 @@ export interface Executor {
   readonly size: number;
   /** True when the replica can take a batch now or soon (started, not failed). */
   isUp(replica: number): boolean;
+  /**
+   * True when the replica can start a batch now — up and not restarting after a fault. Batches go
+   * only to ready replicas, and a pin to a replica that is not ready lapses, so that work lost to a
+   * crash runs on a replica that serves rather than waiting out the restart. Absent: isUp.
+   */
+  isReady?(replica: number): boolean;
   /** Runs one batch on one replica (each replica runs one batch at a time). */
   run(replica: number, tokens: Int32Array[], want: Want): Promise<SequenceResult[]>;
 }

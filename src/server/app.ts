@@ -1,13 +1,13 @@
 // Assembles the Fastify application: plugins, auth, metrics hooks, error mapping, routes.
-import { timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import cors from '@fastify/cors';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Settings } from './settings.js';
-import { registerErrorHandling, unauthorized } from './errors.js';
-import { ServingRuntime } from './runtime.js';
+import { registerErrorHandling } from './errors.js';
+import { installAccessControl } from './access.js';
+import { ServingRuntime, type EngineTestHooks } from './runtime.js';
 import { Metrics } from './metrics.js';
 import { serviceRoutes } from './routes/service.js';
 import { predictRoutes } from './routes/predict.js';
@@ -22,9 +22,11 @@ const OPEN_ROUTES = new Set<string>(['/health', '/ready', '/v1/health/live', '/v
 export interface App {
   app: FastifyInstance;
   runtime: ServingRuntime;
+  /** Every route, as registered (for tests that must cover them all, e.g. access control). */
+  routes: { method: string; url: string }[];
 }
 
-export async function buildApp(settings: Settings, opts: { version: string; logger?: boolean | object } = { version: '0.0.0' }): Promise<App> {
+export async function buildApp(settings: Settings, opts: { version: string; logger?: boolean | object; engine?: EngineTestHooks } = { version: '0.0.0' }): Promise<App> {
   const app = Fastify({
     logger: opts.logger ?? { level: settings.logLevel },
     bodyLimit: settings.bodyLimitBytes,
@@ -32,11 +34,23 @@ export async function buildApp(settings: Settings, opts: { version: string; logg
     ajv: { customOptions: { coerceTypes: false, useDefaults: true, removeAdditional: false, allErrors: false } },
     // Requests are drained on shutdown; a keep-alive connection must not hold the process open.
     forceCloseConnections: 'idle',
+    // Slow clients: the whole request (headers and body) must arrive within CLIENT_TIMEOUT_MS, else
+    // Node answers 408 and closes the connection. Checked every tenth of it (Node's default: 30 s).
+    requestTimeout: settings.clientTimeoutMs,
+    http: {
+      requestTimeout: settings.clientTimeoutMs,
+      headersTimeout: settings.clientTimeoutMs,
+      connectionsCheckingInterval: Math.min(30_000, Math.max(50, Math.round(settings.clientTimeoutMs / 10))),
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  const routes: App['routes'] = [];
+  app.addHook('onRoute', ({ method, url }) => void routes.push(...[method].flat().map((m) => ({ method: m, url }))));
   const metrics = new Metrics();
-  const runtime = new ServingRuntime(settings, metrics, app.log);
+  const runtime = new ServingRuntime(settings, metrics, app.log, opts.engine);
 
+  // Before any plugin is registered, so that their routes (the API docs) answer errors the same way.
+  registerErrorHandling(app);
   await app.register(cors, { origin: settings.corsOrigins === '*' ? '*' : settings.corsOrigins });
   await app.register(swagger, {
     openapi: { info: { title: 'esm2-serve', version: opts.version, description: 'ESM-2 protein language model inference' } },
@@ -44,20 +58,20 @@ export async function buildApp(settings: Settings, opts: { version: string; logg
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  app.addHook('onRequest', async (request) => {
-    if (!settings.apiKey || OPEN_ROUTES.has(request.routeOptions.url ?? '')) return;
-    const given = Buffer.from(/^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1] ?? '');
-    const expected = Buffer.from(settings.apiKey);
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw unauthorized();
-  });
+  installAccessControl(app, settings, OPEN_ROUTES);
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     metrics.requests.inc({ route, status: String(reply.statusCode) });
     metrics.requestDuration.observe({ route }, reply.elapsedTime / 1000);
   });
+  // The client closed its connection before the answer: its queued work is dropped (routes/common.ts).
+  app.addHook('onRequest', async (request, reply) => {
+    reply.raw.once('close', () => void (!reply.raw.writableFinished && metrics.requestsCancelled.inc({ route: request.routeOptions.url ?? 'unmatched' })));
+  });
+  // A body over BODY_LIMIT_BYTES is refused unread: close the connection rather than read the rest of it.
+  app.addHook('onSend', async (_request, reply) => void (reply.statusCode === 413 && reply.header('connection', 'close')));
   // While draining, replies close their connection: a client keep-alive socket must not hold app.close() (and the exit) open.
   app.addHook('onSend', async (_request, reply) => void (runtime.state === 'draining' && reply.header('connection', 'close')));
-  registerErrorHandling(app);
 
   await app.register(serviceRoutes, { runtime, version: opts.version });
   await app.register(predictRoutes, { runtime });
@@ -65,5 +79,5 @@ export async function buildApp(settings: Settings, opts: { version: string; logg
   await app.register(taskRoutes, { runtime });
   await app.register(scoreStreamRoutes, { runtime });
   await app.register(uiRoutes);
-  return { app, runtime };
+  return { app, runtime, routes };
 }

@@ -16,6 +16,8 @@ export class ApiError extends Error {
 }
 
 export const notReady = (message: string) => new ApiError(503, 'not_ready', message);
+export const shuttingDown = (timeoutMs: number) =>
+  new ApiError(503, 'shutting_down', `the server is shutting down and could not finish this request within SHUTDOWN_TIMEOUT_MS (${timeoutMs} ms)`);
 export const unauthorized = () => new ApiError(401, 'unauthorized', 'missing or invalid API key (send Authorization: Bearer <key>)');
 
 /** Scheduler and engine errors are recognised by name, so this layer needs no import of theirs. */

@@ -39,7 +39,37 @@ export class Metrics {
     registers: [this.registry],
   });
   readonly residues = new client.Counter({ name: 'esm2_residues_total', help: 'Residues processed', registers: [this.registry] });
-  readonly replicaUp = new client.Gauge({ name: 'esm2_replica_up', help: '1 when the replica on a device serves', labelNames: ['device'], registers: [this.registry] });
+  readonly replicaUp = new client.Gauge({ name: 'esm2_replica_up', help: '1 when the replica serves (replica: its index; device: the device asked for)', labelNames: ['device', 'replica'], registers: [this.registry] });
+  readonly replicaRestarts = new client.Counter({
+    name: 'esm2_replica_restarts_total',
+    help: 'Replica processes restarted after a crash or a hang',
+    labelNames: ['device', 'replica'],
+    registers: [this.registry],
+  });
+  readonly batchRetries = new client.Counter({
+    name: 'esm2_batch_retries_total',
+    help: 'Failed batches put back in the queue: after a replica fault (reason crashed, timeout, failed, closed) or, split in halves, after an ONNX Runtime error (reason split)',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  readonly retriedSequences = new client.Counter({
+    name: 'esm2_retried_sequences_total',
+    help: 'Sequences of failed batches put back in the queue, by reason as esm2_batch_retries_total',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  readonly requestsCancelled = new client.Counter({
+    name: 'esm2_requests_cancelled_total',
+    help: 'Requests whose client disconnected before the answer was sent',
+    labelNames: ['route'],
+    registers: [this.registry],
+  });
+  readonly droppedSequences = new client.Counter({
+    name: 'esm2_dropped_sequences_total',
+    help: 'Queued sequences dropped before a replica ran them (reason cancelled: the client left; timeout: REQUEST_TIMEOUT_MS; failed: another sequence of the request failed; shutdown: SHUTDOWN_TIMEOUT_MS passed)',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
 
   constructor() {
     client.collectDefaultMetrics({ register: this.registry });

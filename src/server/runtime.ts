@@ -5,8 +5,8 @@ import type { Esm2Checkpoint } from '../model/checkpoint.js';
 import { DEFAULT_MODEL_REPO, resolveModel } from '../model/hub/index.js';
 import { prepareModel } from '../engine/prepare.js';
 import { resolveDevices } from '../engine/detect.js';
-import { ReplicaPool } from '../engine/pool.js';
-import { Scheduler } from '../scheduler/scheduler.js';
+import { ReplicaPool, type PoolOptions } from '../engine/pool.js';
+import { Scheduler, type DropReport, type RetryReport } from '../scheduler/scheduler.js';
 import type { BatchReport } from '../scheduler/types.js';
 import type { Precision } from '../compile/index.js';
 import { MaskedLogProbCache } from '../tasks/masked-marginals.js';
@@ -14,6 +14,12 @@ import type { Settings } from './settings.js';
 import type { Metrics } from './metrics.js';
 
 export type ServiceState = 'initializing' | 'ready' | 'draining' | 'unhealthy';
+
+/** Test-only engine options (tests/reliability): a fault in one replica's first process, a quicker restart policy. */
+export interface EngineTestHooks {
+  faultInjection?: PoolOptions['faultInjection'];
+  restart?: PoolOptions['restart'];
+}
 
 export interface LoadedModel {
   checkpoint: Esm2Checkpoint;
@@ -40,6 +46,7 @@ export class ServingRuntime {
     readonly settings: Settings,
     readonly metrics: Metrics,
     private readonly log: FastifyBaseLogger,
+    private readonly engineHooks: EngineTestHooks = {},
   ) {
     this.modelName = settings.modelName ?? DEFAULT_MODEL_REPO;
   }
@@ -91,11 +98,18 @@ export class ServingRuntime {
       replicas: devices.replicas,
       models: prepared.models,
       padTokenId: prepared.checkpoint.tokenizer.padId,
+      runTimeoutMs: settings.replicaRunTimeoutMs,
       log: (level, message) => log[level](message),
+      ...this.engineHooks,
     });
-    for (const info of pool.replicaInfo()) this.metrics.replicaUp.set({ device: info.device }, info.state === 'failed' ? 0 : 1);
-    pool.on('replica-up', (index: number) => this.metrics.replicaUp.set({ device: pool.replicaInfo()[index].device }, 1));
-    pool.on('replica-down', (index: number) => this.metrics.replicaUp.set({ device: pool.replicaInfo()[index].device }, 0));
+    const m = this.metrics;
+    const labels = (index: number) => ({ device: pool.replicaInfo()[index].device, replica: String(index) });
+    for (const info of pool.replicaInfo()) m.replicaUp.set(labels(info.index), info.state === 'failed' ? 0 : 1);
+    pool.on('replica-up', (index: number) => {
+      m.replicaUp.set(labels(index), 1);
+      m.replicaRestarts.inc(labels(index));
+    });
+    pool.on('replica-down', (index: number) => m.replicaUp.set(labels(index), 0));
     const scheduler = new Scheduler(pool, {
       maxBatchTokens: settings.maxBatchTokens,
       maxBatchSize: settings.batchQueueMaxSize,
@@ -104,6 +118,12 @@ export class ServingRuntime {
       maxQueuedTokens: settings.maxQueuedTokens,
     });
     scheduler.on('batch', (report: BatchReport) => this.recordBatch(report, pool));
+    pool.on('replica-up', () => scheduler.wake()); // a restarted replica takes waiting work at once
+    scheduler.on('retry', ({ reason, sequences }: RetryReport) => {
+      m.batchRetries.inc({ reason });
+      m.retriedSequences.inc({ reason }, sequences);
+    });
+    scheduler.on('dropped', ({ reason, sequences }: DropReport) => m.droppedSequences.inc({ reason }, sequences));
     return { checkpoint: prepared.checkpoint, pool, scheduler, precision: prepared.precision, devicesDescription: devices.description, windowSize: settings.maxSequenceLength, maskedCache: new MaskedLogProbCache() };
   }
 
@@ -121,6 +141,16 @@ export class ServingRuntime {
     const stats = this.loaded?.scheduler.stats();
     this.metrics.queueSequences.set(stats?.queuedSequences ?? 0);
     this.metrics.queueTokens.set(stats?.queuedTokens ?? 0);
+  }
+
+  /** Answers every request with work queued or running now with `error` (a drain out of time); returns how many. */
+  abortAll(error: unknown): number {
+    return this.loaded?.scheduler.abortAll(error) ?? 0;
+  }
+
+  /** Kills the replica processes at once, for an exit that cannot wait for the drain. */
+  killReplicas(): void {
+    this.loaded?.pool.kill();
   }
 
   /** Stops taking work, lets queued and running work finish, closes the replicas. */

@@ -36,8 +36,16 @@ export interface Settings {
   maxQueuedTokens: number;
   requestTimeoutMs: number;
   bodyLimitBytes: number;
-  /** When set, every route but health, readiness and metrics needs `Authorization: Bearer <key>`. */
+  /** When set, every route but health, readiness, metrics and the web page's files needs `Authorization: Bearer <key>`. */
   apiKey?: string;
+  /** A replica batch running longer than this is killed and retried elsewhere. */
+  replicaRunTimeoutMs: number;
+  /** A client must have sent its whole request (headers and body) within this (408 and closed otherwise). */
+  clientTimeoutMs: number;
+  /** Requests per minute per API key (or per client address without one); 0: no limit. */
+  rateLimitPerMinute: number;
+  /** Longest a SIGTERM drain may take before what still waits is answered 503 and the process exits (code 1). */
+  shutdownTimeoutMs: number;
 }
 
 export interface SettingDoc {
@@ -85,7 +93,11 @@ export const SETTINGS_DOCS: readonly SettingDoc[] = [
   { variable: 'MAX_QUEUED_TOKENS', default: '262144', description: 'Tokens waiting in the queue beyond which requests get 429' },
   { variable: 'REQUEST_TIMEOUT_MS', default: '120000', description: 'A request still unanswered after this gets 504 and its work is dropped' },
   { variable: 'BODY_LIMIT_BYTES', default: '10485760', description: 'Largest request body (413 beyond), at least 1024' },
-  { variable: 'API_KEY', default: 'unset', description: 'When set, every route but health, readiness and metrics needs `Authorization: Bearer <API_KEY>`' },
+  { variable: 'API_KEY', default: 'unset', description: 'When set, every route but health, readiness, metrics and the web page\'s own files (`/ui`, which asks for the key) needs `Authorization: Bearer <API_KEY>` (compared in constant time; 401 otherwise)' },
+  { variable: 'RATE_LIMIT_PER_MINUTE', default: '0', description: 'Requests per minute allowed per API key (per client address for requests without one), bursts up to that many; beyond: 429 with Retry-After. Health, readiness, metrics and the web page\'s files are not counted. 0: no limit' },
+  { variable: 'REPLICA_RUN_TIMEOUT_MS', default: '600000', description: 'A replica whose batch runs longer than this is killed and restarted, and the batch is retried on another replica (at most twice)' },
+  { variable: 'CLIENT_TIMEOUT_MS', default: '30000', description: 'A client must send its whole request (headers and body) within this; a slower one gets 408 and its connection is closed. Inference time is not counted' },
+  { variable: 'SHUTDOWN_TIMEOUT_MS', default: '130000', description: 'SIGTERM/SIGINT drain: accepted work may finish for this long (REQUEST_TIMEOUT_MS + 10 s by default); then what still waits is answered 503 and the process exits with code 1. A second signal exits at once (130 for SIGINT, 143 for SIGTERM)' },
 ];
 
 /**
@@ -144,6 +156,10 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     requestTimeoutMs: int('REQUEST_TIMEOUT_MS', 1),
     bodyLimitBytes: int('BODY_LIMIT_BYTES', 1024),
     ...optional(env.API_KEY, 'apiKey'),
+    replicaRunTimeoutMs: int('REPLICA_RUN_TIMEOUT_MS', 1),
+    clientTimeoutMs: int('CLIENT_TIMEOUT_MS', 100),
+    rateLimitPerMinute: int('RATE_LIMIT_PER_MINUTE', 0),
+    shutdownTimeoutMs: int('SHUTDOWN_TIMEOUT_MS', 1),
   };
 }
 
@@ -216,6 +232,10 @@ export function settingsInForce(settings: Settings): Record<string, string | num
     REQUEST_TIMEOUT_MS: settings.requestTimeoutMs,
     BODY_LIMIT_BYTES: settings.bodyLimitBytes,
     API_KEY: settings.apiKey === undefined ? 'unset' : 'set',
+    RATE_LIMIT_PER_MINUTE: settings.rateLimitPerMinute,
+    REPLICA_RUN_TIMEOUT_MS: settings.replicaRunTimeoutMs,
+    CLIENT_TIMEOUT_MS: settings.clientTimeoutMs,
+    SHUTDOWN_TIMEOUT_MS: settings.shutdownTimeoutMs,
   };
 }
 

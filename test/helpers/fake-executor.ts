@@ -53,6 +53,12 @@ export class FakeExecutor implements Executor {
     return this.up[replica];
   }
 
+  /** Up and not restarting: `restarting[replica]` false (the default). */
+  readonly restarting: boolean[] = [];
+  isReady(replica: number): boolean {
+    return this.up[replica] && !this.restarting[replica];
+  }
+
   run(replica: number, tokens: Int32Array[], want: Want): Promise<SequenceResult[]> {
     if (this.running.has(replica)) this.overlaps += 1;
     this.running.add(replica);

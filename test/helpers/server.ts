@@ -4,23 +4,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/server/app.js';
-import type { ServingRuntime } from '../../src/server/runtime.js';
+import type { EngineTestHooks, ServingRuntime } from '../../src/server/runtime.js';
 import { loadSettings } from '../../src/server/settings.js';
 import { fixtureModelDir } from './paths.js';
 
 export interface TestServer {
   app: FastifyInstance;
   runtime: ServingRuntime;
+  routes: { method: string; url: string }[];
   url: string;
   close(): Promise<void>;
 }
 
-/** Starts the service with the given settings (environment-variable names) over the defaults. */
-export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
+/** Starts the service with the given settings (environment-variable names) over the defaults; `engine`: test-only replica faults and restart policy. */
+export async function startTestServer(env: Record<string, string> = {}, opts: { engine?: EngineTestHooks } = {}): Promise<TestServer> {
   const cache = await mkdtemp(join(tmpdir(), 'esm2-server-'));
   process.env.ESM2_COMPILE_CACHE = cache;
   const settings = loadSettings({ MODEL_NAME: fixtureModelDir, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'silent', DEVICES: 'cpu', ...env });
-  const { app, runtime } = await buildApp(settings, { version: 'test', logger: false });
+  const { app, runtime, routes } = await buildApp(settings, { version: 'test', logger: false, ...(opts.engine ? { engine: opts.engine } : {}) });
   await app.listen({ host: settings.host, port: 0 });
   await runtime.start();
   const address = app.server.address();
@@ -28,6 +29,7 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
   return {
     app,
     runtime,
+    routes,
     url: `http://127.0.0.1:${port}`,
     async close() {
       await app.close();

@@ -7,7 +7,8 @@ const GPU_KINDS = /^(cuda|tensorrt|webgpu)/;
 
 export const serviceRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime; version: string }> = async (app, { runtime, version }) => {
   const replicas = () => runtime.model?.pool.replicaInfo() ?? [];
-  const ready = () => runtime.state === 'ready' && (runtime.model?.pool.ready ?? false);
+  /** Ready for traffic: the model is loaded, not draining, and at least one replica serves now. */
+  const ready = () => runtime.state === 'ready' && replicas().some((r) => r.state === 'ready');
 
   app.get('/', { schema: { summary: 'Service information' } }, async () => ({
     service: 'esm2-serve',
@@ -17,19 +18,37 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime;
     batch_queue_enabled: runtime.settings.batchQueueEnabled,
   }));
 
-  app.get('/health', { schema: { summary: 'Health (seed-compatible); 503 unless healthy' } }, async (_request, reply) => {
+  // healthy: every replica serves. degraded (still 200): some replica is down — restarting after a
+  // crash or hang, or failed for good — while another serves or one is coming back, so requests are
+  // still accepted and answered. unhealthy (503): every replica has failed, or the service is
+  // draining or could not load the model. initializing (503): the model is loading.
+  app.get('/health', { schema: { summary: 'Health (seed-compatible): 200 healthy or degraded (some replicas down, still serving); 503 otherwise' } }, async (_request, reply) => {
     const all = replicas();
-    const up = all.filter((r) => r.state !== 'failed' && r.state !== 'closed');
+    const serving = all.filter((r) => r.state === 'ready').length;
+    const recovering = all.filter((r) => r.state === 'restarting' || r.state === 'starting').length;
     const gpus = all.filter((r) => GPU_KINDS.test(r.actual));
-    const status = runtime.state === 'ready' && up.length > 0 ? 'healthy' : runtime.state === 'initializing' ? 'initializing' : 'unhealthy';
-    const down = all.length - up.length;
-    return reply.code(status === 'healthy' ? 200 : 503).send({
+    const status =
+      runtime.state === 'initializing'
+        ? 'initializing'
+        : runtime.state !== 'ready' || serving + recovering === 0
+          ? 'unhealthy'
+          : serving === all.length
+            ? 'healthy'
+            : 'degraded';
+    const down = all.length - serving;
+    const message =
+      status === 'degraded'
+        ? `${runtime.message}; ${down} of ${all.length} replicas down (${all.filter((r) => r.state !== 'ready').map((r) => `${r.index}: ${r.state}`).join(', ')})`
+        : status === 'unhealthy' && runtime.state === 'ready'
+          ? `every replica has failed: ${all.map((r) => `${r.index}: ${r.error ?? r.state}`).join('; ')}`
+          : runtime.message;
+    return reply.code(status === 'healthy' || status === 'degraded' ? 200 : 503).send({
       status,
       gpu_count: gpus.length,
       gpu_ids: gpus.map((r) => r.index),
       model_loaded: runtime.model !== undefined,
       model_name: runtime.modelName,
-      message: down > 0 && status === 'healthy' ? `${runtime.message}; ${down} of ${all.length} replicas down` : runtime.message,
+      message,
       devices: all.map((r) => ({ id: r.index, requested: r.device, device: r.actual, state: r.state })),
     });
   });
@@ -40,8 +59,8 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime;
   const readiness = async (_request: unknown, reply: { code(n: number): { send(b: unknown): unknown } }) =>
     ready()
       ? reply.code(200).send({ status: 'ready' })
-      : reply.code(503).send({ status: runtime.state === 'ready' ? 'replicas starting' : runtime.state, detail: runtime.message });
-  app.get('/ready', { schema: { summary: 'Readiness probe: 503 until the model is compiled and every replica is up, and while draining' } }, readiness);
+      : reply.code(503).send({ status: runtime.state === 'ready' ? 'no replica serving' : runtime.state, detail: runtime.message });
+  app.get('/ready', { schema: { summary: 'Readiness probe: 503 until the model is compiled and every replica has started, while draining, and while no replica serves' } }, readiness);
   app.get('/v1/health/ready', { schema: { summary: 'Readiness probe (alias of /ready)' } }, readiness);
 
   app.get('/v1/models', { schema: { summary: 'The model, devices and settings in force' } }, async () => {
