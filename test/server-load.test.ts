@@ -5,6 +5,7 @@
 // has its queued work dropped; a request past REQUEST_TIMEOUT_MS gets 504 and the service goes on.
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
+import { scrape, type Sample } from './helpers/load.js';
 import { postJson, startTestServer, type TestServer } from './helpers/server.js';
 
 const T = { timeout: 60_000 };
@@ -31,26 +32,7 @@ function protein(length: number, seed: number): string {
   return s;
 }
 
-// ---- Prometheus text parsing ---------------------------------------------------------------
-
-interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-function parseMetrics(text: string): Sample[] {
-  const samples: Sample[] = [];
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
-    if (!m) continue;
-    const labels: Record<string, string> = {};
-    for (const l of (m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]] = l[2];
-    samples.push({ name: m[1], labels, value: Number(m[3]) });
-  }
-  return samples;
-}
+// ---- Prometheus samples -------------------------------------------------------------------
 
 /** The sample of `name` whose labels include `labels` (0 when absent: counters start unseen). */
 function metric(samples: Sample[], name: string, labels: Record<string, string> = {}): number {
@@ -59,11 +41,6 @@ function metric(samples: Sample[], name: string, labels: Record<string, string> 
   return found[0]?.value ?? 0;
 }
 
-async function scrape(url: string): Promise<Sample[]> {
-  const res = await fetch(`${url}/metrics`);
-  assert.equal(res.status, 200);
-  return parseMetrics(await res.text());
-}
 
 function batchHistogram(samples: Sample[]): { count: number; single: number } {
   return {

@@ -1,36 +1,14 @@
 // What load and reliability tests share: Prometheus text parsed into samples, quantiles, deterministic proteins.
 import assert from 'node:assert/strict';
+import { parsePrometheus, type Sample } from '../../bench/prometheus.js';
 
-export interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-export function parseMetrics(text: string): Sample[] {
-  const samples: Sample[] = [];
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
-    if (!m) continue;
-    const labels: Record<string, string> = {};
-    for (const l of (m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]] = l[2];
-    samples.push({ name: m[1], labels, value: Number(m[3]) });
-  }
-  return samples;
-}
-
-/** The sum of the samples of `name` whose labels include `labels` (0 when absent: counters start unseen). */
-export function metricSum(samples: Sample[], name: string, labels: Record<string, string> = {}): number {
-  return samples
-    .filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
-    .reduce((sum, s) => sum + s.value, 0);
-}
+// One parser of the Prometheus text format: the benchmarks' (bench/prometheus.ts).
+export { parsePrometheus as parseMetrics, sumOf as metricSum, type Sample } from '../../bench/prometheus.js';
 
 export async function scrape(url: string, headers: Record<string, string> = {}): Promise<Sample[]> {
   const res = await fetch(`${url}/metrics`, { headers });
   assert.equal(res.status, 200);
-  return parseMetrics(await res.text());
+  return parsePrometheus(await res.text());
 }
 
 /** The q-quantile (0 … 1) of `values` (nearest rank). */
