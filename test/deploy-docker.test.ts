@@ -9,7 +9,6 @@ import { execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { cp, mkdir, symlink } from 'node:fs/promises';
 import { builtinModules, createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { parse as parseYaml } from 'yaml';
@@ -17,6 +16,7 @@ import { SETTINGS_DOCS, loadSettings } from '../src/server/settings.js';
 import { serverRoutes } from './helpers/deploy.js';
 import { fixtureModelDir, repoRoot } from './helpers/paths.js';
 import { tempDir } from './helpers/temp-dir.js';
+import { freePort } from './helpers/cli-server.js';
 
 const exec = promisify(execFile);
 const pkg = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as {
@@ -335,16 +335,6 @@ test('the image layout starts the server with the image command, and the health 
   server.kill('SIGTERM');
   assert.equal(await exited, 0, `SIGTERM drains and exits 0: ${stderr}`);
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      srv.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 test('the image needs only production dependencies: compiled code imports nothing from devDependencies', () => {
   const dist = path.join(repoRoot, tsconfig.compilerOptions.outDir, 'src');

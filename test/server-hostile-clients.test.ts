@@ -8,12 +8,12 @@ import { connect, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
 import { protein } from './helpers/load.js';
 import { postJson, startTestServer, type TestServer } from './helpers/server.js';
+import { sleep } from './helpers/cli-server.js';
 
 const LIMIT = 64 * 1024;
 const CLIENT_TIMEOUT = 1000;
 /** What a hostile client would send in all (1,024 × the limit). */
 const HUGE = 64 * 1024 * 1024;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 let server: TestServer;
 let port: number;

@@ -5,7 +5,8 @@
 // has its queued work dropped; a request past REQUEST_TIMEOUT_MS gets 504 and the service goes on.
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
-import { scrape, type Sample } from './helpers/load.js';
+import { protein, scrape, type Sample } from './helpers/load.js';
+import { sleep } from './helpers/cli-server.js';
 import { postJson, startTestServer, type TestServer } from './helpers/server.js';
 
 const T = { timeout: 60_000 };
@@ -18,19 +19,6 @@ async function server(t: TestContext, env: Record<string, string>): Promise<Test
   return s;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** A deterministic protein of `length` residues (standard amino acids). */
-function protein(length: number, seed: number): string {
-  const alphabet = 'ACDEFGHIKLMNPQRSTVWY';
-  let s = '';
-  let x = seed * 7919 + 17;
-  for (let i = 0; i < length; i++) {
-    x = (x * 1103515245 + 12345) % 2147483648;
-    s += alphabet[x % 20];
-  }
-  return s;
-}
 
 // ---- Prometheus samples -------------------------------------------------------------------
 

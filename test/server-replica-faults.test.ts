@@ -12,9 +12,9 @@ import type { PoolReplicaInfo } from '../src/engine/pool.js';
 import type { EngineTestHooks } from '../src/server/runtime.js';
 import { metricSum, protein, scrape } from './helpers/load.js';
 import { postJson, startTestServer, type TestServer } from './helpers/server.js';
+import { sleep } from './helpers/cli-server.js';
 
 const T = { timeout: 60_000 };
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function server(t: TestContext, env: Record<string, string>, engine?: EngineTestHooks): Promise<TestServer> {
   const s = await startTestServer({ DEVICES: 'cpu:2', BATCH_QUEUE_MAX_WAIT_MS: '0', ...env }, engine ? { engine } : {});

@@ -4,34 +4,12 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fixtureModelDir, repoRoot } from './helpers/paths.js';
 import { tempDir } from './helpers/temp-dir.js';
+import { freePort, probe, sleep } from './helpers/cli-server.js';
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  probe.listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  const address = probe.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
-
-/** The status of a GET, or 'refused' when no connection or reply could be had. */
-async function probe(url: string): Promise<number | 'refused'> {
-  try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
-    await res.arrayBuffer();
-    return res.status;
-  } catch {
-    return 'refused';
-  }
-}
 
 function queuedSequences(metrics: string): number {
   const m = /^esm2_queue_depth_sequences\s+(\S+)/m.exec(metrics);
