@@ -56,6 +56,7 @@ export async function measureEngine(engine: Engine, settings: Settings, o: Engin
     maxBatchTokens: settings.maxBatchTokens,
     maxBatchSize: settings.batchQueueMaxSize,
     maxWaitMs: settings.batchQueueMaxWaitMs,
+    waitWhenIdle: settings.batchQueueWaitWhenIdle,
     batching: settings.batchQueueEnabled,
     maxQueuedTokens: settings.maxQueuedTokens,
   });

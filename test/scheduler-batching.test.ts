@@ -103,7 +103,7 @@ test('contacts work is never batched with other work', { timeout: 5000 }, async 
 
 test('a lone sequence waits for company at most maxWaitMs; company arriving meanwhile joins it', { timeout: 5000 }, async () => {
   const fake = new FakeExecutor(1);
-  const scheduler = new Scheduler(fake, { ...defaults, maxWaitMs: 30 });
+  const scheduler = new Scheduler(fake, { ...defaults, maxWaitMs: 30, waitWhenIdle: true });
   const submittedAt = performance.now();
   const first = scheduler.submit([item(1, 10)]);
   await new Promise((resolve) => setTimeout(resolve, 10));
@@ -173,4 +173,22 @@ describe('selectBatch', () => {
     const alone = selectBatch(entry(500, 0), [entry(3, 1)], limits);
     assert.deepEqual(lengthsOf(alone.items), [500], 'an anchor over the budget runs alone');
   });
+});
+
+test('an idle service dispatches a lone sequence at once; company waits only while a batch runs', { timeout: 5000 }, async () => {
+  const fake = new FakeExecutor(2);
+  fake.hold = true;
+  const scheduler = new Scheduler(fake, { ...defaults, maxWaitMs: 1000 });
+  const submittedAt = performance.now();
+  const first = scheduler.submit([item(1, 10)]);
+  await fake.batchesStarted(1);
+  assert.ok(fake.batches[0].startedAt - submittedAt < 100, 'nothing was running: no wait');
+  // Replica 1 is idle but a batch runs on replica 0: a new sequence now waits for company.
+  const second = scheduler.submit([item(2, 10)]);
+  const third = scheduler.submit([item(3, 10)]);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(fake.batches.length, 1, 'waiting for company while another batch runs');
+  fake.releaseAll();
+  await Promise.all([first, second, third]);
+  assert.deepEqual(fake.batches[1].ids, [2, 3], 'the waiting sequences went together');
 });

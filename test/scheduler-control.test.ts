@@ -194,7 +194,7 @@ test('a failing batch leaves a request in another batch untouched (contacts lane
 
 test('an invalid submit is refused alone and leaves the queue as it was', T, async () => {
   const fake = new FakeExecutor(2);
-  const scheduler = new Scheduler(fake, { ...defaults, maxWaitMs: 20 });
+  const scheduler = new Scheduler(fake, { ...defaults, maxWaitMs: 20, waitWhenIdle: true });
   const good = scheduler.submit([item(1, 10)]);
   const before = scheduler.stats();
   await assert.rejects(scheduler.submit([item(2, 10), { tokens: Int32Array.of(0), want: WANT }]), RangeError);

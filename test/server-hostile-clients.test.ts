@@ -18,7 +18,7 @@ const HUGE = 64 * 1024 * 1024;
 let server: TestServer;
 let port: number;
 before(async () => {
-  server = await startTestServer({ BODY_LIMIT_BYTES: String(LIMIT), CLIENT_TIMEOUT_MS: String(CLIENT_TIMEOUT), BATCH_QUEUE_MAX_WAIT_MS: '1500' });
+  server = await startTestServer({ BODY_LIMIT_BYTES: String(LIMIT), CLIENT_TIMEOUT_MS: String(CLIENT_TIMEOUT), BATCH_QUEUE_MAX_WAIT_MS: '1500', BATCH_QUEUE_WAIT_WHEN_IDLE: 'true' });
   port = Number(new URL(server.url).port);
 });
 after(() => server.close());

@@ -17,7 +17,7 @@ const T = { timeout: 60_000 };
 
 /** A server whose one accepted request waits 30 s in the queue for company: a drain cannot finish soon. */
 async function stuckServer(t: TestContext, shutdownTimeoutMs: number): Promise<{ s: CliServer; answer: Promise<string>; replicas: number[] }> {
-  const s = await startCliServer(t, { BATCH_QUEUE_MAX_WAIT_MS: '30000', SHUTDOWN_TIMEOUT_MS: String(shutdownTimeoutMs), LOG_LEVEL: 'info' });
+  const s = await startCliServer(t, { BATCH_QUEUE_MAX_WAIT_MS: '30000', BATCH_QUEUE_WAIT_WHEN_IDLE: 'true', SHUTDOWN_TIMEOUT_MS: String(shutdownTimeoutMs), LOG_LEVEL: 'info' });
   const replicas = await s.children();
   assert.equal(replicas.length, 1, 'one replica process');
   const answer = fetch(`${s.url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ sequence: 'MKTAYIAKQR' }) }).then(

@@ -223,7 +223,7 @@ async function until(what: string, condition: () => boolean, ms = 2000): Promise
 
 test('a client that disconnects while queued has its work dropped and counted (esm2_requests_cancelled_total); the service keeps serving', T, async (t) => {
   const WAIT = 1500;
-  const s = await server(t, { BATCH_QUEUE_MAX_WAIT_MS: String(WAIT) });
+  const s = await server(t, { BATCH_QUEUE_MAX_WAIT_MS: String(WAIT), BATCH_QUEUE_WAIT_WHEN_IDLE: 'true' });
   const scheduler = s.runtime.model!.scheduler;
   const batches: number[] = [];
   scheduler.on('batch', (report: { sequences: number }) => batches.push(report.sequences));
@@ -264,7 +264,7 @@ test('a client that disconnects while queued has its work dropped and counted (e
 // ---- request timeout -----------------------------------------------------------------------
 
 test('REQUEST_TIMEOUT_MS: a request still queued gets 504 with a message, its work is dropped, the service keeps serving', T, async (t) => {
-  const s = await server(t, { REQUEST_TIMEOUT_MS: '150', BATCH_QUEUE_MAX_WAIT_MS: '2000', BATCH_QUEUE_MAX_SIZE: '4' });
+  const s = await server(t, { REQUEST_TIMEOUT_MS: '150', BATCH_QUEUE_MAX_WAIT_MS: '2000', BATCH_QUEUE_WAIT_WHEN_IDLE: 'true', BATCH_QUEUE_MAX_SIZE: '4' });
   const scheduler = s.runtime.model!.scheduler;
   const batches: number[] = [];
   scheduler.on('batch', (report: { sequences: number }) => batches.push(report.sequences));

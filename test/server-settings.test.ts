@@ -17,6 +17,7 @@ test('defaults are those of the FastAPI service, plus the new settings', () => {
     maxSequenceLength: 1022,
     batchQueueEnabled: true,
     batchQueueMaxWaitMs: 50,
+    batchQueueWaitWhenIdle: false,
     batchQueueMaxSize: 64,
     devices: 'auto',
     precision: 'auto',

@@ -31,6 +31,7 @@ test('SIGTERM under load: accepted requests complete, new ones are refused, exit
       DEVICES: 'cpu',
       ESM2_COMPILE_CACHE: await tempDir(t, 'esm2-shutdown-'),
       BATCH_QUEUE_MAX_WAIT_MS: String(WAIT),
+      BATCH_QUEUE_WAIT_WHEN_IDLE: 'true', // hold the 20 requests in the queue
       // The drain (≈ WAIT) finishes well within it: exit 0. Past it: server-lifecycle.test.ts.
       SHUTDOWN_TIMEOUT_MS: '10000',
     },

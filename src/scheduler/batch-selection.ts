@@ -62,6 +62,8 @@ export interface PlanContext {
   batching: boolean;
   maxWaitMs: number;
   now: number;
+  /** Whether a batch may wait for company now (see SchedulerOptions.waitWhenIdle). */
+  waitAllowed: boolean;
   /** Whether this replica may run the item (pin, and not taken by another plan of this round). */
   runnable: (item: QueuedItem) => boolean;
 }
@@ -87,6 +89,6 @@ export function planBatch(queue: WorkQueue, context: PlanContext): BatchPlan | u
   }
   const { items, full } = selectBatch(anchor, candidates, context.limits);
   const deadline = anchor.enqueuedAt + context.maxWaitMs;
-  const ready = !context.batching || full || context.now >= deadline;
+  const ready = !context.batching || full || !context.waitAllowed || context.now >= deadline;
   return { items, lane: anchor.lane, ready, deadline };
 }

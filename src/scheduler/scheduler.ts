@@ -21,6 +21,12 @@ export interface SchedulerOptions {
   maxWaitMs: number;
   /** false: each request's sequences are batched only with each other, and never wait. */
   batching: boolean;
+  /**
+   * Wait for company even when no batch runs anywhere (the FastAPI service's behaviour). Default
+   * false: an idle service dispatches at once and batches form from what arrives while a batch
+   * runs (continuous batching), so a lone request pays no wait.
+   */
+  waitWhenIdle?: boolean;
   /** Backpressure: most tokens waiting (not running) before submit refuses work. */
   maxQueuedTokens: number;
 }
@@ -250,6 +256,7 @@ export class Scheduler extends EventEmitter {
         batching: this.options.batching,
         maxWaitMs: this.options.maxWaitMs,
         now,
+        waitAllowed: this.options.waitWhenIdle === true || this.runningBatches > 0,
         // A pin binds while its replica is ready; when it is down or restarting the item may run anywhere.
         runnable: (item) =>
           !waiting.has(item) && (item.replica === undefined || item.replica === replica || !up[item.replica]),

@@ -114,6 +114,7 @@ export class ServingRuntime {
       maxBatchTokens: settings.maxBatchTokens,
       maxBatchSize: settings.batchQueueMaxSize,
       maxWaitMs: settings.batchQueueMaxWaitMs,
+      waitWhenIdle: settings.batchQueueWaitWhenIdle,
       batching: settings.batchQueueEnabled,
       maxQueuedTokens: settings.maxQueuedTokens,
     });

@@ -25,6 +25,7 @@ export interface Settings {
   maxSequenceLength: number;
   batchQueueEnabled: boolean;
   batchQueueMaxWaitMs: number;
+  batchQueueWaitWhenIdle: boolean;
   /** Sequences per engine batch. */
   batchQueueMaxSize: number;
   /** A DEVICES spec (validated; resolved to replicas by engine/detect.ts). */
@@ -81,6 +82,7 @@ export const SETTINGS_DOCS: readonly SettingDoc[] = [
   { variable: 'MAX_SEQUENCE_LENGTH', default: '1022', description: 'Most residues in one sequence' },
   { variable: 'BATCH_QUEUE_ENABLED', default: 'true', description: 'Batch sequences of concurrent requests together (true/false); pays off on GPUs — on CPU-only hosts false measured 1.4–3× faster (docs/performance.md)' },
   { variable: 'BATCH_QUEUE_MAX_WAIT_MS', default: '50', description: 'Longest a sequence waits for others to share its batch' },
+  { variable: 'BATCH_QUEUE_WAIT_WHEN_IDLE', default: 'false', description: 'Also wait for company when no batch is running (the FastAPI service did); false dispatches at once then' },
   { variable: 'BATCH_QUEUE_MAX_SIZE', default: '64', description: 'Most sequences in one engine batch' },
   {
     variable: 'DEVICES',
@@ -147,6 +149,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     maxSequenceLength,
     batchQueueEnabled: readBoolean('BATCH_QUEUE_ENABLED', read('BATCH_QUEUE_ENABLED')),
     batchQueueMaxWaitMs: int('BATCH_QUEUE_MAX_WAIT_MS', 0),
+    batchQueueWaitWhenIdle: readBoolean('BATCH_QUEUE_WAIT_WHEN_IDLE', read('BATCH_QUEUE_WAIT_WHEN_IDLE')),
     batchQueueMaxSize: int('BATCH_QUEUE_MAX_SIZE', 1),
     devices: readDevices(read('DEVICES')),
     precision: readChoice('PRECISION', read('PRECISION'), PRECISIONS),
@@ -223,6 +226,7 @@ export function settingsInForce(settings: Settings): Record<string, string | num
     MAX_SEQUENCE_LENGTH: settings.maxSequenceLength,
     BATCH_QUEUE_ENABLED: settings.batchQueueEnabled,
     BATCH_QUEUE_MAX_WAIT_MS: settings.batchQueueMaxWaitMs,
+    BATCH_QUEUE_WAIT_WHEN_IDLE: settings.batchQueueWaitWhenIdle,
     BATCH_QUEUE_MAX_SIZE: settings.batchQueueMaxSize,
     DEVICES: settings.devices,
     PRECISION: settings.precision,
