@@ -80,7 +80,7 @@ export const SETTINGS_DOCS: readonly SettingDoc[] = [
   { variable: 'CORS_ORIGINS', default: '*', description: 'Allowed cross-origin origins: a comma list, or `*` for any; empty: none' },
   { variable: 'MAX_BATCH_SIZE', default: '64', description: 'Most sequences in one request' },
   { variable: 'MAX_SEQUENCE_LENGTH', default: '1022', description: 'Most residues in one sequence' },
-  { variable: 'BATCH_QUEUE_ENABLED', default: 'true', description: 'Batch sequences of concurrent requests together (true/false); pays off on GPUs — on CPU-only hosts false measured 1.4–3× faster (docs/performance.md)' },
+  { variable: 'BATCH_QUEUE_ENABLED', default: 'true', description: 'Batch sequences of concurrent requests together (true/false); pays off on GPUs — on CPU-only hosts false measured 1.3–2.3× faster under concurrency (docs/performance.md)' },
   { variable: 'BATCH_QUEUE_MAX_WAIT_MS', default: '50', description: 'Longest a sequence waits for others to share its batch' },
   { variable: 'BATCH_QUEUE_WAIT_WHEN_IDLE', default: 'false', description: 'Also wait for company when no batch is running (the FastAPI service did); false dispatches at once then' },
   { variable: 'BATCH_QUEUE_MAX_SIZE', default: '64', description: 'Most sequences in one engine batch' },
