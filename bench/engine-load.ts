@@ -8,6 +8,7 @@ import { prepareModel } from '../src/engine/prepare.js';
 import { ReplicaPool } from '../src/engine/pool.js';
 import type { Esm2Checkpoint } from '../src/model/checkpoint.js';
 import { Scheduler } from '../src/scheduler/scheduler.js';
+import { schedulerOptions } from '../src/server/runtime.js';
 import type { Settings } from '../src/server/settings.js';
 import { warmupThenMeasure, type Completion, type PointStats } from './load.js';
 
@@ -52,14 +53,7 @@ export interface EngineLoadOptions {
 
 /** Closed-loop load through a fresh Scheduler over the engine's pool, with the server's batching settings. */
 export async function measureEngine(engine: Engine, settings: Settings, o: EngineLoadOptions): Promise<PointStats> {
-  const scheduler = new Scheduler(engine.pool, {
-    maxBatchTokens: settings.maxBatchTokens,
-    maxBatchSize: settings.batchQueueMaxSize,
-    maxWaitMs: settings.batchQueueMaxWaitMs,
-    waitWhenIdle: settings.batchQueueWaitWhenIdle,
-    batching: settings.batchQueueEnabled,
-    maxQueuedTokens: settings.maxQueuedTokens,
-  });
+  const scheduler = new Scheduler(engine.pool, schedulerOptions(settings));
   const { tokenizer, config } = engine.checkpoint;
   const want = { mean: [config.numLayers] };
   const encoded = new Map<number, Int32Array>();

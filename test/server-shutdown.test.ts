@@ -2,13 +2,8 @@
 // requests already accepted complete with 200, readiness and new requests are refused at once,
 // and the process exits 0 once the accepted work is done.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { join } from 'node:path';
 import { test } from 'node:test';
-import { fixtureModelDir, repoRoot } from './helpers/paths.js';
-import { tempDir } from './helpers/temp-dir.js';
-import { freePort, probe, sleep } from './helpers/cli-server.js';
+import { probe, sleep, startCliServer } from './helpers/cli-server.js';
 
 
 function queuedSequences(metrics: string): number {
@@ -17,41 +12,15 @@ function queuedSequences(metrics: string): number {
 }
 
 test('SIGTERM under load: accepted requests complete, new ones are refused, exit code 0', { timeout: 60_000 }, async (t) => {
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
   const WAIT = 800;
-  const child = spawn(process.execPath, [join(repoRoot, 'bin', 'esm2.js'), 'serve'], {
-    cwd: repoRoot,
-    env: {
-      ...process.env,
-      MODEL_NAME: fixtureModelDir,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'warn',
-      DEVICES: 'cpu',
-      ESM2_COMPILE_CACHE: await tempDir(t, 'esm2-shutdown-'),
-      BATCH_QUEUE_MAX_WAIT_MS: String(WAIT),
-      BATCH_QUEUE_WAIT_WHEN_IDLE: 'true', // hold the 20 requests in the queue
-      // The drain (≈ WAIT) finishes well within it: exit 0. Past it: server-lifecycle.test.ts.
-      SHUTDOWN_TIMEOUT_MS: '10000',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const server = await startCliServer(t, {
+    BATCH_QUEUE_MAX_WAIT_MS: String(WAIT),
+    BATCH_QUEUE_WAIT_WHEN_IDLE: 'true', // hold the 20 requests in the queue
+    // The drain (≈ WAIT) finishes well within it: exit 0. Past it: server-lifecycle.test.ts.
+    SHUTDOWN_TIMEOUT_MS: '10000',
   });
-  let output = '';
-  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-
-  // Ready once the model is compiled and the replica is up.
-  for (const deadline = Date.now() + 30_000; ; ) {
-    if (child.exitCode !== null) assert.fail(`the server exited with ${child.exitCode} before it was ready:\n${output}`);
-    if ((await probe(`${url}/ready`)) === 200) break;
-    if (Date.now() > deadline) assert.fail(`not ready within 30 s:\n${output}`);
-    await sleep(50);
-  }
+  const { url, child, exited } = server;
+  const output = () => server.output();
 
   const N = 20;
   let completed = 0;
@@ -106,12 +75,12 @@ test('SIGTERM under load: accepted requests complete, new ones are refused, exit
   const [code, signal] = await Promise.race([
     exited,
     new Promise<never>((_, reject) => {
-      watchdog = setTimeout(() => reject(new Error(`still running 10 s after SIGTERM:\n${output}`)), 10_000);
+      watchdog = setTimeout(() => reject(new Error(`still running 10 s after SIGTERM:\n${output()}`)), 10_000);
     }),
   ]).finally(() => clearTimeout(watchdog));
   const exitedAfter = Date.now() - signalledAt;
-  assert.equal(signal, null, `killed by ${signal}:\n${output}`);
-  assert.equal(code, 0, `exit code:\n${output}`);
+  assert.equal(signal, null, `killed by ${signal}:\n${output()}`);
+  assert.equal(code, 0, `exit code:\n${output()}`);
   assert.ok(exitedAfter < 5000, `exited ${exitedAfter} ms after SIGTERM`);
   t.diagnostic(`probes answered ${ready}/${fresh} within ${probedWithin} ms; exited ${exitedAfter} ms after SIGTERM`);
 });

@@ -6,12 +6,24 @@ import { DEFAULT_MODEL_REPO, resolveModel } from '../model/hub/index.js';
 import { prepareModel } from '../engine/prepare.js';
 import { resolveDevices } from '../engine/detect.js';
 import { ReplicaPool, type PoolOptions } from '../engine/pool.js';
-import { Scheduler, type DropReport, type RetryReport } from '../scheduler/scheduler.js';
+import { Scheduler, type DropReport, type RetryReport, type SchedulerOptions } from '../scheduler/scheduler.js';
 import type { BatchReport } from '../scheduler/types.js';
 import type { Precision } from '../compile/index.js';
 import { MaskedLogProbCache } from '../tasks/masked-marginals.js';
 import type { Settings } from './settings.js';
 import type { Metrics } from './metrics.js';
+
+/** The batch-queue settings as the scheduler takes them (the server and the engine-only benchmark). */
+export function schedulerOptions(settings: Settings): SchedulerOptions {
+  return {
+    maxBatchTokens: settings.maxBatchTokens,
+    maxBatchSize: settings.batchQueueMaxSize,
+    maxWaitMs: settings.batchQueueMaxWaitMs,
+    waitWhenIdle: settings.batchQueueWaitWhenIdle,
+    batching: settings.batchQueueEnabled,
+    maxQueuedTokens: settings.maxQueuedTokens,
+  };
+}
 
 export type ServiceState = 'initializing' | 'ready' | 'draining' | 'unhealthy';
 
@@ -110,14 +122,7 @@ export class ServingRuntime {
       m.replicaRestarts.inc(labels(index));
     });
     pool.on('replica-down', (index: number) => m.replicaUp.set(labels(index), 0));
-    const scheduler = new Scheduler(pool, {
-      maxBatchTokens: settings.maxBatchTokens,
-      maxBatchSize: settings.batchQueueMaxSize,
-      maxWaitMs: settings.batchQueueMaxWaitMs,
-      waitWhenIdle: settings.batchQueueWaitWhenIdle,
-      batching: settings.batchQueueEnabled,
-      maxQueuedTokens: settings.maxQueuedTokens,
-    });
+    const scheduler = new Scheduler(pool, schedulerOptions(settings));
     scheduler.on('batch', (report: BatchReport) => this.recordBatch(report, pool));
     pool.on('replica-up', () => scheduler.wake()); // a restarted replica takes waiting work at once
     scheduler.on('retry', ({ reason, sequences }: RetryReport) => {
