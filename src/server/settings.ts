@@ -47,6 +47,10 @@ export interface Settings {
   rateLimitPerMinute: number;
   /** Longest a SIGTERM drain may take before what still waits is answered 503 and the process exits (code 1). */
   shutdownTimeoutMs: number;
+  /** false: start-up fails rather than serve the built-in random-weight demo checkpoint. */
+  allowDemoModel: boolean;
+  /** false: start-up fails when a GPU replica would fall back to CPU. */
+  allowCpuFallback: boolean;
 }
 
 export interface SettingDoc {
@@ -99,6 +103,8 @@ export const SETTINGS_DOCS: readonly SettingDoc[] = [
   { variable: 'RATE_LIMIT_PER_MINUTE', default: '0', description: 'Requests per minute allowed per API key (per client address for requests without one), bursts up to that many; beyond: 429 with Retry-After. Health, readiness, metrics and the web page\'s files are not counted. 0: no limit' },
   { variable: 'REPLICA_RUN_TIMEOUT_MS', default: '600000', description: 'A replica whose batch runs longer than this is killed and restarted, and the batch is retried on another replica (at most twice)' },
   { variable: 'CLIENT_TIMEOUT_MS', default: '30000', description: 'A client must send its whole request (headers and body) within this; a slower one gets 408 and its connection is closed. Inference time is not counted' },
+  { variable: 'ALLOW_DEMO_MODEL', default: 'true', description: 'Whether MODEL_NAME unset may fall back to the built-in demo checkpoint (random weights) when the default model cannot be had. false: start-up fails with the reason instead (the container images and Kubernetes overlays set false). While the demo serves, `/health` says so in `status` (`demo`)' },
+  { variable: 'ALLOW_CPU_FALLBACK', default: 'true', description: 'Whether a GPU replica (`cuda`, `tensorrt`, `webgpu`) whose device is unusable may run on CPU instead (fp32, `/health` degraded with the reason, `esm2_replica_fallbacks_total`). false: start-up fails (the CUDA image sets false)' },
   { variable: 'SHUTDOWN_TIMEOUT_MS', default: '130000', description: 'SIGTERM/SIGINT drain: accepted work may finish for this long (REQUEST_TIMEOUT_MS + 10 s by default); then what still waits is answered 503 and the process exits with code 1. A second signal exits at once (130 for SIGINT, 143 for SIGTERM)' },
 ];
 
@@ -163,6 +169,8 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     clientTimeoutMs: int('CLIENT_TIMEOUT_MS', 100),
     rateLimitPerMinute: int('RATE_LIMIT_PER_MINUTE', 0),
     shutdownTimeoutMs: int('SHUTDOWN_TIMEOUT_MS', 1),
+    allowDemoModel: readBoolean('ALLOW_DEMO_MODEL', read('ALLOW_DEMO_MODEL')),
+    allowCpuFallback: readBoolean('ALLOW_CPU_FALLBACK', read('ALLOW_CPU_FALLBACK')),
   };
 }
 
@@ -240,6 +248,8 @@ export function settingsInForce(settings: Settings): Record<string, string | num
     REPLICA_RUN_TIMEOUT_MS: settings.replicaRunTimeoutMs,
     CLIENT_TIMEOUT_MS: settings.clientTimeoutMs,
     SHUTDOWN_TIMEOUT_MS: settings.shutdownTimeoutMs,
+    ALLOW_DEMO_MODEL: settings.allowDemoModel,
+    ALLOW_CPU_FALLBACK: settings.allowCpuFallback,
   };
 }
 

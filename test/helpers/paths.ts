@@ -14,7 +14,7 @@ function findRepoRoot(start: string): string {
 }
 
 export const repoRoot = findRepoRoot(path.dirname(fileURLToPath(import.meta.url)));
-/** The golden ESM-2 tiny fixture (checkpoint + expected outputs), shared between worktrees. */
-export const goldenDir = path.resolve(repoRoot, '../shared/golden/esm2_tiny');
+/** The golden ESM-2 tiny fixture (checkpoint + fair-esm's outputs), kept in the repository (test/fixtures/golden/README.md). */
+export const goldenDir = path.join(repoRoot, 'test/fixtures/golden/esm2_tiny');
 /** The HF-layout checkpoint inside the golden fixture. */
 export const fixtureModelDir = path.join(goldenDir, 'model');
