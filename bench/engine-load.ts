@@ -24,7 +24,8 @@ export async function startEngine(modelDir: string, settings: Settings): Promise
   const devices = await resolveDevices(settings.devices);
   const prepared = await prepareModel({ modelDir, device: devices.replicas[0].device, precision: settings.precision, contacts: false });
   try {
-    const pool = await ReplicaPool.start({ replicas: devices.replicas, models: prepared.models, padTokenId: prepared.checkpoint.tokenizer.padId });
+    // As the server: each replica runs the graphs of the device it obtains, and may fall back only as ALLOW_CPU_FALLBACK says.
+    const pool = await ReplicaPool.start({ replicas: devices.replicas, models: prepared.graphsFor, allowCpuFallback: settings.allowCpuFallback, padTokenId: prepared.checkpoint.tokenizer.padId });
     return {
       checkpoint: prepared.checkpoint,
       pool,

@@ -98,6 +98,46 @@ test('a cuda:0 replica on a GPU-less machine falls back to CPU, says why, and se
   assert.equal((await pool.run(1, rows, LOGITS)).length, 2);
 });
 
+test('graphs per device: a cuda:0 replica that falls back compiles and runs the cpu\'s fp32 graph, not the GPU\'s fp16', async (t) => {
+  const compileLog: string[] = [];
+  const gpuCache = await mkdtemp(join(tmpdir(), 'esm2-pool-gpu-'));
+  const gpu = await prepareModel({ modelDir: fixtureModelDir, device: 'cuda:0', cacheDir: gpuCache, log: (m) => compileLog.push(m) });
+  t.after(async () => {
+    await gpu.checkpoint.close();
+    await rm(gpuCache, { recursive: true, force: true });
+  });
+  assert.equal(gpu.precision, 'fp16');
+  assert.deepEqual(compileLog.map((l) => /\((fp\d+)\)/.exec(l)?.[1]), ['fp16'], 'only the requested device\'s graph before any replica starts');
+  const { pool, logs } = await startPool([{ device: 'cpu', intraOpNumThreads: 1 }, { device: 'cuda:0', intraOpNumThreads: 1 }], { models: gpu.graphsFor });
+  assert.deepEqual(compileLog.map((l) => /\((fp\d+)\)/.exec(l)?.[1]), ['fp16', 'fp32'], 'the cpu\'s graph once, for both replicas');
+  const [cpu, fallback] = pool.replicaInfo();
+  assert.deepEqual([cpu.actual, cpu.precision, cpu.fallbackReason], ['cpu', 'fp32', undefined]);
+  assert.deepEqual([fallback.device, fallback.actual, fallback.precision], ['cuda:0', 'cpu', 'fp32']);
+  assert.match(fallback.fallbackReason ?? '', /^cuda:0 unavailable: \S/);
+  assert.ok(!/\n/.test(fallback.fallbackReason ?? ''), 'the reason is one line');
+  assert.ok(logs.some((l) => l.level === 'warn' && /replica 1 ready on cpu \(fp32; fallback from cuda:0: cuda:0 unavailable: /.test(l.message)), JSON.stringify(logs));
+  const [a, b] = await Promise.all([pool.run(0, rows, LOGITS), pool.run(1, rows, LOGITS)]);
+  assert.deepEqual(b[0].logits, a[0].logits, 'the fallback runs the very graph a cpu replica runs');
+});
+
+test('allowCpuFallback false: a GPU that would fall back fails the whole start, even while another replica starts', async () => {
+  const logs: LogLine[] = [];
+  const start = ReplicaPool.start({
+    replicas: [{ device: 'cpu', intraOpNumThreads: 1 }, { device: 'cuda:0', intraOpNumThreads: 1 }],
+    models: prepared.graphsFor,
+    allowCpuFallback: false,
+    padTokenId: 1,
+    log: (level, message) => logs.push({ level, message }),
+  });
+  await assert.rejects(start, (err: unknown) => {
+    assert.ok(err instanceof ReplicaError);
+    assert.equal(err.reason, 'device-unavailable');
+    assert.match(err.message, /^replica 1 \(cuda:0\): cuda:0 unavailable: \S.*; falling back to cpu is not allowed$/);
+    assert.ok(!/\n/.test(err.message), 'one line');
+    return true;
+  });
+});
+
 test('when no replica starts, start rejects naming every replica', async () => {
   const logs: LogLine[] = [];
   const failing = ReplicaPool.start({

@@ -11,6 +11,8 @@ export type ReplicaErrorReason =
   | 'timeout'
   /** The replica process could not create its session (bad model file, out of memory, …). */
   | 'init-failed'
+  /** The replica's GPU could not be used and falling back to cpu was not allowed. */
+  | 'device-unavailable'
   /** close() was called: the replica no longer accepts work. */
   | 'closed'
   /** The replica gave up after too many failed restarts. */
@@ -24,4 +26,9 @@ export class ReplicaError extends Error {
     super(message);
     this.name = 'ReplicaError';
   }
+}
+
+/** An error text on one line (ORT's messages may span several), for logs and start-up errors. */
+export function oneLine(text: string): string {
+  return text.replace(/\s+/g, ' ').trim();
 }

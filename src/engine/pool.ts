@@ -4,8 +4,9 @@
 import { EventEmitter } from 'node:events';
 import type { Executor, SequenceResult, Want } from '../scheduler/types.js';
 import { ReplicaError } from './errors.js';
+import type { Precision } from '../compile/index.js';
 import type { FaultInjection, ModelPaths } from './protocol.js';
-import { Replica, type ReplicaState, type RestartPolicy } from './replica.js';
+import { Replica, type ModelSource, type ReplicaState, type RestartPolicy } from './replica.js';
 
 export type PoolLogLevel = 'info' | 'warn' | 'error';
 
@@ -16,7 +17,10 @@ export interface PoolReplicaOptions {
 
 export interface PoolOptions {
   replicas: PoolReplicaOptions[];
-  models: ModelPaths;
+  /** Fixed graphs for every replica, or the graphs per device (see ReplicaOptions.models). */
+  models: ModelPaths | ModelSource;
+  /** false: a replica whose GPU is unusable fails the whole start (ReplicaError 'device-unavailable'). Default true. */
+  allowCpuFallback?: boolean;
   padTokenId: number;
   runTimeoutMs?: number;
   /** How each replica restarts after a crash or hang (Replica's defaults: 5 tries in a row, 250 ms doubling to 10 s). */
@@ -33,6 +37,8 @@ export interface PoolReplicaInfo {
   /** The device in use ("cpu" after a fallback); the requested one while it never started. */
   actual: string;
   state: ReplicaState;
+  /** Precision of the graphs it runs (on the device it obtained); undefined while it never started. */
+  precision?: Precision;
   /** The replica's current process (none while it restarts, or when it never started or gave up). */
   pid?: number;
   /** Running a batch now. */
@@ -81,6 +87,7 @@ export class ReplicaPool extends EventEmitter<PoolEvents> implements Executor {
           device: r.device,
           intraOpNumThreads: r.intraOpNumThreads,
           models: opts.models,
+          allowCpuFallback: opts.allowCpuFallback,
           padTokenId: opts.padTokenId,
           runTimeoutMs: opts.runTimeoutMs,
           restart: opts.restart,
@@ -96,6 +103,13 @@ export class ReplicaPool extends EventEmitter<PoolEvents> implements Executor {
       log('error', `replica ${index} on ${device} failed to start: ${error}`);
       return { index, device, error };
     });
+    // A GPU that may not fall back is fatal even while other replicas serve: an operator who
+    // pays for GPUs wants no server at all rather than one quietly on CPU.
+    const refused = settled.find((o) => o.status === 'rejected' && o.reason instanceof ReplicaError && o.reason.reason === 'device-unavailable');
+    if (refused?.status === 'rejected') {
+      await Promise.all(slots.map((s) => s.replica?.close()));
+      throw refused.reason;
+    }
     if (slots.every((s) => !s.replica)) {
       const reasons = slots.map((s) => `${s.index} (${s.device}): ${s.error}`).join('; ');
       throw new ReplicaError('init-failed', `no replica could start: ${reasons}`);
@@ -144,6 +158,7 @@ export class ReplicaPool extends EventEmitter<PoolEvents> implements Executor {
       const info = replica.info();
       return {
         index, device, actual: info.actual, state: info.state, busy: info.busy,
+        ...(info.precision ? { precision: info.precision } : {}),
         ...(info.pid === undefined ? {} : { pid: info.pid }),
         ...(info.fallbackReason ? { fallbackReason: info.fallbackReason } : {}),
         ...(error ? { error } : {}),
@@ -166,15 +181,14 @@ export class ReplicaPool extends EventEmitter<PoolEvents> implements Executor {
   private watch(slot: Slot, replica: Replica, log: (level: PoolLogLevel, message: string) => void): void {
     const { index } = slot;
     const info = replica.info();
-    const fallback = info.fallbackReason ? ` (fallback: ${info.fallbackReason})` : '';
-    log(info.fallbackReason ? 'warn' : 'info', `replica ${index} ready on ${info.actual}, pid ${info.pid}${fallback}`);
+    log(info.fallbackReason ? 'warn' : 'info', `replica ${index} ready on ${describe(replica)}, pid ${info.pid}`);
     replica.on('log', (line) => log('warn', `replica ${index}: ${line}`));
     replica.on('crashed', ({ reason, message }) => {
       log('error', message);
       this.emit('replica-down', index, reason, message);
     });
     replica.on('restarted', () => {
-      log('info', `replica ${index} restarted on ${replica.info().actual}`);
+      log(replica.info().fallbackReason ? 'warn' : 'info', `replica ${index} restarted on ${describe(replica)}`);
       this.emit('replica-up', index, this.replicaInfo()[index]);
     });
     replica.on('failed', (err) => {
@@ -183,4 +197,11 @@ export class ReplicaPool extends EventEmitter<PoolEvents> implements Executor {
       this.emit('replica-down', index, 'failed', err.message);
     });
   }
+}
+
+/** "cuda:0 (fp16)", or after a fallback "cpu (fp32; fallback from cuda:0: cuda:0 unavailable: …)". */
+function describe(replica: Replica): string {
+  const { actual, precision, fallbackReason, requested } = replica.info();
+  const notes = [precision, fallbackReason && `fallback from ${requested}: ${fallbackReason}`].filter(Boolean);
+  return notes.length ? `${actual} (${notes.join('; ')})` : actual;
 }

@@ -1,5 +1,7 @@
 // From a checkpoint directory and a device to the compiled graphs a replica loads: the one place
-// that decides precision and attention kind per device.
+// that decides precision and attention kind per device. The precision follows the device a replica
+// actually runs on: a GPU replica that falls back to the cpu asks graphsFor('cpu') and gets fp32
+// (PRECISION=auto), compiled then and only then.
 import { loadCheckpoint, type Esm2Checkpoint } from '../model/checkpoint.js';
 import { compileCheckpoint, type CompiledModel, type Precision } from '../compile/index.js';
 import { parseDevice, type DeviceSpec } from './devices.js';
@@ -7,8 +9,9 @@ import type { ModelPaths } from './protocol.js';
 
 export interface PrepareOptions {
   modelDir: string;
-  /** Device spec of the replicas that will load the graphs (cpu, cuda:N, tensorrt:N, webgpu). */
+  /** Device spec whose graphs are compiled at once (cpu, cuda:N, tensorrt:N, webgpu); others on demand (graphsFor). */
   device: string;
+  /** auto (or absent): each device's own (defaultPrecision); fp32/fp16: that one on every device. */
   precision?: Precision | 'auto';
   /** Also compile the contact-head variant. */
   contacts?: boolean;
@@ -16,12 +19,18 @@ export interface PrepareOptions {
   log?: (message: string) => void;
 }
 
-export interface PreparedModel {
-  checkpoint: Esm2Checkpoint;
+/** The graphs of one precision. */
+export interface DeviceGraphs {
+  precision: Precision;
   models: ModelPaths;
   compiled: CompiledModel[];
-  precision: Precision;
+}
+
+export interface PreparedModel extends DeviceGraphs {
+  checkpoint: Esm2Checkpoint;
   fusedAttention: boolean;
+  /** The graphs a replica on `device` loads, compiled on first use and kept (one compile per precision). Needs the checkpoint open. */
+  graphsFor(device: string): Promise<DeviceGraphs>;
 }
 
 /** GPUs want half precision; CPUs have no fast fp16 GEMM. */
@@ -29,13 +38,16 @@ export function defaultPrecision(device: DeviceSpec): Precision {
   return device.kind === 'cpu' ? 'fp32' : 'fp16';
 }
 
+/** The precision a replica on `device` runs: the one asked for, or the device's own for auto. */
+export function precisionFor(device: string, precision: Precision | 'auto' | undefined): Precision {
+  return !precision || precision === 'auto' ? defaultPrecision(parseDevice(device)) : precision;
+}
+
 export async function prepareModel(opts: PrepareOptions): Promise<PreparedModel> {
-  const device = parseDevice(opts.device);
-  const precision = !opts.precision || opts.precision === 'auto' ? defaultPrecision(device) : opts.precision;
   // Fused contrib-op attention measured faster than standard ops on the CPU EP too (docs/performance.md).
   const fusedAttention = true;
   const checkpoint = await loadCheckpoint(opts.modelDir);
-  try {
+  const compile = async (precision: Precision): Promise<DeviceGraphs> => {
     const compiled: CompiledModel[] = [];
     for (const variant of opts.contacts ? (['default', 'contacts'] as const) : (['default'] as const)) {
       const model = await compileCheckpoint(checkpoint, { variant, precision, fusedAttention, cacheDir: opts.cacheDir });
@@ -47,7 +59,22 @@ export async function prepareModel(opts: PrepareOptions): Promise<PreparedModel>
       compiled.push(model);
     }
     const models: ModelPaths = { default: compiled[0].onnxPath, ...(compiled[1] ? { contacts: compiled[1].onnxPath } : {}) };
-    return { checkpoint, models, compiled, precision, fusedAttention };
+    return { precision, models, compiled };
+  };
+  const byPrecision = new Map<Precision, Promise<DeviceGraphs>>();
+  const graphsFor = (device: string): Promise<DeviceGraphs> => {
+    const precision = precisionFor(device, opts.precision);
+    let graphs = byPrecision.get(precision);
+    if (!graphs) {
+      graphs = compile(precision);
+      byPrecision.set(precision, graphs);
+      graphs.catch(() => byPrecision.delete(precision)); // a failed compile is retried by the next ask
+    }
+    return graphs;
+  };
+  try {
+    const first = await graphsFor(opts.device);
+    return { checkpoint, fusedAttention, graphsFor, ...first };
   } catch (err) {
     await checkpoint.close();
     throw err;

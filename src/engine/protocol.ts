@@ -26,6 +26,11 @@ export interface InitMessage {
   /** Results of at least this many bytes go through `RunMessage.resultFile`, not the IPC channel. */
   fileTransferMinBytes: number;
   faultInjection?: FaultInjection;
+  /**
+   * Set on the second init of a child whose device was unavailable: the parent's answer to
+   * DeviceUnavailableMessage (device cpu, the cpu's graphs), echoed in ReadyMessage.
+   */
+  fallbackReason?: string;
 }
 
 export interface RunMessage {
@@ -51,6 +56,16 @@ export interface ReadyMessage {
   fallbackReason?: string;
   /** Highest K of the graph's `hidden_K` outputs. */
   numLayers: number;
+}
+
+/**
+ * The requested (non-cpu) device could not create a session. The child stays up and waits for the
+ * parent: a second InitMessage (cpu, with the graphs the cpu wants) or the end of the process.
+ */
+export interface DeviceUnavailableMessage {
+  type: 'device-unavailable';
+  /** ORT's error, as it gave it. */
+  reason: string;
 }
 
 export interface InitErrorMessage {
@@ -79,4 +94,4 @@ export interface RunErrorMessage {
 
 export type ReplyMessage = ResultMessage | ResultFileMessage | RunErrorMessage;
 
-export type ChildMessage = ReadyMessage | InitErrorMessage | ReplyMessage;
+export type ChildMessage = ReadyMessage | DeviceUnavailableMessage | InitErrorMessage | ReplyMessage;

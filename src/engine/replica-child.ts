@@ -42,30 +42,47 @@ export class ReplicaChild extends EventEmitter<ReplicaChildEvents> {
     return this.process.pid;
   }
 
-  /** Sends the init message; resolves when the session is ready, rejects (and kills) otherwise. */
-  handshake(init: InitMessage, timeoutMs: number, name: string): Promise<ReadyMessage> {
+  /**
+   * Sends the init message; resolves when the session is ready, rejects (and kills) otherwise.
+   * When the child reports its device unavailable, `onUnavailable` gives the second init (cpu) or
+   * throws to refuse the fallback; the time it takes (e.g. compiling the cpu's graphs) is not
+   * counted against `timeoutMs`.
+   */
+  handshake(init: InitMessage, timeoutMs: number, name: string, onUnavailable: (reason: string) => Promise<InitMessage>): Promise<ReadyMessage> {
     return new Promise((resolve, reject) => {
       let settled = false;
-      const fail = (why: string) => {
+      let timer: NodeJS.Timeout | undefined;
+      const fail = (why: string | Error) => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
         this.kill();
-        reject(new ReplicaError('init-failed', `replica ${name} could not start: ${why}${this.lastOutput()}`));
+        reject(why instanceof Error ? why : new ReplicaError('init-failed', `replica ${name} could not start: ${why}${this.lastOutput()}`));
       };
-      const timer = setTimeout(() => fail(`not ready after ${timeoutMs} ms`), timeoutMs);
+      const sendInit = (message: InitMessage) => {
+        timer = setTimeout(() => fail(`not ready after ${timeoutMs} ms`), timeoutMs);
+        this.process.send(message);
+      };
       // 'close' rather than 'exit': by then all output is read, so a crash's last words are kept.
       const end = (how: string) => (settled ? this.end(how) : fail(how));
       this.process.on('close', (code, signal) => end(signal ? `was killed by ${signal}` : `exited with code ${code}`));
       this.process.on('error', (err) => end(err.message));
       this.process.on('message', (message: ChildMessage) => {
         if (message.type === 'init-error') return fail(message.message);
+        if (message.type === 'device-unavailable') {
+          clearTimeout(timer);
+          onUnavailable(message.reason).then(
+            (next) => void (!settled && sendInit(next)),
+            (err: unknown) => fail(err instanceof Error ? err : String(err)),
+          );
+          return;
+        }
         if (message.type !== 'ready') return this.emit('reply', message);
         settled = true;
         clearTimeout(timer);
         resolve(message);
       });
-      this.process.send(init);
+      sendInit(init);
     });
   }
 

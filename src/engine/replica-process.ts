@@ -15,7 +15,7 @@ import { removeQuietly, removeQuietlySync, resultBytes, writeResultFile } from '
 
 interface Sessions {
   init: InitMessage;
-  /** The device sessions are created on: the requested one, or cpu after a fallback. */
+  /** The device sessions are created on: the requested one, or cpu after a fallback (a second init). */
   device: DeviceSpec;
   default: ort.InferenceSession;
   contacts?: Promise<ort.InferenceSession>;
@@ -41,25 +41,22 @@ function createSession(path: string, device: DeviceSpec, init: InitMessage): Pro
 }
 
 async function initialize(init: InitMessage): Promise<void> {
-  const requested = parseDevice(init.device);
-  let device = requested;
-  let fallbackReason: string | undefined;
+  const device = parseDevice(init.device);
   let session: ort.InferenceSession;
   try {
     session = await createSession(init.models.default, device, init);
   } catch (err) {
-    if (requested.kind === 'cpu') throw err;
-    // No usable GPU (missing CUDA libraries, no adapter): serve from the CPU and say why.
-    fallbackReason = `${formatDevice(requested)} unavailable: ${errorText(err).trim()}`;
-    console.error(`replica ${process.pid}: ${fallbackReason}; falling back to cpu`);
-    device = parseDevice('cpu');
-    session = await createSession(init.models.default, device, init);
+    if (device.kind === 'cpu') throw err;
+    // No usable GPU (missing CUDA libraries, no adapter): the parent decides — the cpu's graphs
+    // (its precision) in a second init, or the end of this process when a fallback is not allowed.
+    void send({ type: 'device-unavailable', reason: errorText(err) });
+    return;
   }
   const layers = session.outputNames.flatMap((name) => /^hidden_(\d+)$/.exec(name)?.[1] ?? []).map(Number);
   if (layers.length === 0) throw new Error(`${init.models.default} has no hidden_K outputs`);
   sessions = { init, device, default: session };
   faultPending = init.faultInjection !== undefined;
-  void send({ type: 'ready', actual: formatDevice(device), fallbackReason, numLayers: Math.max(...layers) });
+  void send({ type: 'ready', actual: formatDevice(device), fallbackReason: init.fallbackReason, numLayers: Math.max(...layers) });
 }
 
 function sessionFor(run: RunMessage, s: Sessions): Promise<ort.InferenceSession> {

@@ -1,13 +1,15 @@
 // The parent side of a replica: forks replica-process.js, feeds it one batch at a time (FIFO),
 // and survives its death. A crash, abort or hang (run past runTimeoutMs → SIGKILL) rejects the
 // batch in flight with a ReplicaError and restarts the process with backoff, a bounded number of
-// times in a row; the events let a server report health. Nothing here waits on inference.
+// times in a row; the events let a server report health. Nothing here waits on inference. A GPU
+// the child cannot use is decided here: the cpu with the cpu's graphs (ModelSource), or refused.
 import { EventEmitter } from 'node:events';
-import { outputsToFetch, type SequenceResult, type Want } from './batch.js';
-import { parseDevice } from './devices.js';
-import { ReplicaError } from './errors.js';
-import type { FaultInjection, ModelPaths, ReadyMessage, ReplyMessage } from './protocol.js';
+import { outputsToFetch, type SequenceResult } from './batch.js';
+import { formatDevice, parseDevice } from './devices.js';
+import { oneLine, ReplicaError } from './errors.js';
+import type { ReadyMessage, ReplyMessage } from './protocol.js';
 import { ReplicaChild } from './replica-child.js';
+import type { CrashEvent, DeviceModels, ReplicaInfo, ReplicaOptions, ReplicaState, RestartPolicy, RunRequest } from './replica-types.js';
 import {
   DEFAULT_FILE_TRANSFER_MIN_BYTES,
   DEFAULT_TRANSFER_DIR,
@@ -17,60 +19,9 @@ import {
   type Slot,
 } from './transfer.js';
 
+export type { CrashEvent, DeviceModels, ModelSource, ReplicaInfo, ReplicaOptions, ReplicaState, RestartPolicy, RunRequest } from './replica-types.js';
+
 const ESM_PAD_TOKEN_ID = 1;
-
-export interface RestartPolicy {
-  /** Failed starts or crashed batches in a row before the replica gives up. */
-  maxAttempts: number;
-  baseDelayMs: number;
-  maxDelayMs: number;
-}
-
-export interface ReplicaOptions {
-  /** "cpu", "cuda:N", "tensorrt:N" or "webgpu"; GPU devices fall back to cpu when unusable. */
-  device: string;
-  models: ModelPaths;
-  /** `CompiledModel.padTokenId`; ESM-2's `<pad>` by default. */
-  padTokenId?: number;
-  /** Threads of ORT's intra-op pool, e.g. cores / replicas when several share the CPU. */
-  intraOpNumThreads?: number;
-  runTimeoutMs?: number;
-  initTimeoutMs?: number;
-  /** Results of at least this many bytes come back through /dev/shm, not IPC (Infinity: never). */
-  fileTransferMinBytes?: number;
-  restart?: Partial<RestartPolicy>;
-  name?: string;
-  /** Test-only: the first child process aborts or hangs on its first run. */
-  faultInjection?: FaultInjection;
-}
-
-export interface RunRequest {
-  /** Token ids per sequence, each cls … eos (no padding). */
-  tokens: Int32Array[];
-  want: Want;
-}
-
-export type ReplicaState = 'starting' | 'ready' | 'restarting' | 'closing' | 'closed' | 'failed';
-
-export interface ReplicaInfo {
-  name: string;
-  requested: string;
-  /** Device in use; "cpu" after a fallback. */
-  actual: string;
-  fallbackReason?: string;
-  pid?: number;
-  state: ReplicaState;
-  busy: boolean;
-  queued: number;
-  batchesRun: number;
-  restarts: number;
-  numLayers: number;
-}
-
-export interface CrashEvent {
-  reason: 'crashed' | 'timeout' | 'init-failed';
-  message: string;
-}
 
 interface ReplicaEvents {
   ready: [ReplicaInfo];
@@ -100,6 +51,8 @@ export class Replica extends EventEmitter<ReplicaEvents> {
   private child?: ReplicaChild;
   private spawning?: Promise<void>;
   private ready!: ReadyMessage;
+  /** The graphs the current process loaded. */
+  private loaded!: DeviceModels;
   private readonly queue: Job[] = [];
   private inFlight?: SentJob;
   /** Result files still being read: close() waits for them too. */
@@ -147,7 +100,7 @@ export class Replica extends EventEmitter<ReplicaEvents> {
   info(): ReplicaInfo {
     const { actual, fallbackReason, numLayers } = this.ready;
     return {
-      name: this.name, requested: this.opts.device, actual, fallbackReason, pid: this.child?.pid,
+      name: this.name, requested: this.opts.device, actual, fallbackReason, precision: this.loaded.precision, pid: this.child?.pid,
       state: this.state, busy: this.inFlight !== undefined, queued: this.queue.length,
       batchesRun: this.batchesRun, restarts: this.restarts, numLayers,
     };
@@ -191,33 +144,50 @@ export class Replica extends EventEmitter<ReplicaEvents> {
         throw bad(`layer ${layer} is outside 0 … ${this.ready.numLayers}`);
       }
     }
-    if (want.contacts && !this.opts.models.contacts) throw bad('contacts need a contacts model');
+    if (want.contacts && !this.loaded.models.contacts) throw bad('contacts need a contacts model');
   }
 
   private spawn(): Promise<void> {
+    this.spawning = this.spawnChild().finally(() => (this.spawning = undefined));
+    return this.spawning;
+  }
+
+  private graphsFor(device: string): Promise<DeviceModels> {
+    const { models } = this.opts;
+    return typeof models === 'function' ? models(device) : Promise.resolve({ models });
+  }
+
+  private async spawnChild(): Promise<void> {
+    // Only the first process is faulty, so a test can see the restarted one serve.
+    const faultInjection = this.spawned++ === 0 ? this.opts.faultInjection : undefined;
+    const initFor = (device: string, graphs: DeviceModels, fallbackReason?: string) => ({
+      type: 'init', device, models: graphs.models,
+      padTokenId: this.opts.padTokenId ?? ESM_PAD_TOKEN_ID, intraOpNumThreads: this.opts.intraOpNumThreads,
+      fileTransferMinBytes: this.opts.fileTransferMinBytes ?? DEFAULT_FILE_TRANSFER_MIN_BYTES,
+      faultInjection, fallbackReason,
+    }) as const;
+    let graphs = await this.graphsFor(this.opts.device);
     const child = new ReplicaChild();
     this.child = child;
     child.on('log', (line) => this.emit('log', line));
     child.on('reply', (message) => this.onReply(child, message));
     child.on('gone', (how) => this.onGone(child, how));
-    const init = {
-      type: 'init', device: this.opts.device, models: this.opts.models,
-      padTokenId: this.opts.padTokenId ?? ESM_PAD_TOKEN_ID, intraOpNumThreads: this.opts.intraOpNumThreads,
-      fileTransferMinBytes: this.opts.fileTransferMinBytes ?? DEFAULT_FILE_TRANSFER_MIN_BYTES,
-      // Only the first process is faulty, so a test can see the restarted one serve.
-      faultInjection: this.spawned++ === 0 ? this.opts.faultInjection : undefined,
-    } as const;
-    this.spawning = child
-      .handshake(init, this.initTimeoutMs, this.name)
-      .then(
-        (ready) => void (this.ready = ready),
-        (err: unknown) => {
-          if (this.child === child) this.child = undefined;
-          throw err;
-        },
-      )
-      .finally(() => (this.spawning = undefined));
-    return this.spawning;
+    // The device could not be used: the cpu, with the cpu's graphs (fp32 where the precision was left to the device).
+    const fallBack = async (reason: string) => {
+      const why = `${formatDevice(parseDevice(this.opts.device))} unavailable: ${oneLine(reason)}`;
+      if (this.opts.allowCpuFallback === false) {
+        throw new ReplicaError('device-unavailable', `replica ${this.name}: ${why}; falling back to cpu is not allowed`);
+      }
+      graphs = await this.graphsFor('cpu');
+      return initFor('cpu', graphs, why);
+    };
+    try {
+      this.ready = await child.handshake(initFor(this.opts.device, graphs), this.initTimeoutMs, this.name, fallBack);
+      this.loaded = graphs;
+    } catch (err) {
+      if (this.child === child) this.child = undefined;
+      throw err;
+    }
   }
 
   private becomeReady(): void {
