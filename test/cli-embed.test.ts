@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -82,4 +83,42 @@ test('esm2 embed names the record, character and position of a bad residue', asy
       return true;
     },
   );
+});
+
+test('esm2 embed --device cuda:0 without a GPU: runs fp32 on cpu, warns, and the file records device and precision', async (t) => {
+  const dir = await tempDir(t);
+  const fasta = join(dir, 'one.fasta');
+  await writeFile(fasta, '>p1\nMKTVRQERLKSIVRILERSKEPVSGAQL\n');
+  const output = join(dir, 'gpu.safetensors');
+  const { stderr } = await esm2(['embed', '--model', fixtureModelDir, '--input', fasta, '--output', output, '--device', 'cuda:0', '--no-progress'], dir);
+  assert.match(stderr, /warning: cuda:0 unavailable, running on cpu \(fp32\): cuda:0 unavailable: \S/);
+  const file = await SafetensorsFile.open(output);
+  t.after(() => file.close());
+  const { fallback_reason: reason, ...metadata } = file.metadata;
+  assert.deepEqual(metadata, { format: 'pt', model: fixtureModelDir, device_requested: 'cuda:0', device: 'cpu', precision: 'fp32', include: 'mean', repr_layers: '-1' });
+  assert.match(reason ?? '', /^cuda:0 unavailable: \S/);
+  // fp32 numerics (the GPU's fp16 graph would be ~5e-4 off fair-esm).
+  const err = relativeError(await file.readFloat32('p1/mean/2'), await goldenTensor('seed_example', 'mean'));
+  assert.ok(err <= 1e-5, `relative error ${err.toExponential(2)}`);
+
+  const cpuOutput = join(dir, 'cpu.safetensors');
+  await esm2(['embed', '--model', fixtureModelDir, '--input', fasta, '--output', cpuOutput, '--no-progress'], dir);
+  const cpu = await SafetensorsFile.open(cpuOutput);
+  t.after(() => cpu.close());
+  assert.deepEqual([cpu.metadata.device_requested, cpu.metadata.device, cpu.metadata.precision, cpu.metadata.fallback_reason], ['cpu', 'cpu', 'fp32', undefined]);
+});
+
+test('esm2 embed --device cuda:0 --no-cpu-fallback without a GPU: exit 1, one line naming device, reason and flag, no file', async (t) => {
+  const dir = await tempDir(t);
+  const fasta = join(dir, 'one.fasta');
+  await writeFile(fasta, '>p1\nMKTVRQ\n');
+  const output = join(dir, 'out.safetensors');
+  await assert.rejects(esm2(['embed', '--model', fixtureModelDir, '--input', fasta, '--output', output, '--device', 'cuda:0', '--no-cpu-fallback', '--no-progress'], dir), (err: { code: number; stderr: string }) => {
+    assert.equal(err.code, 1);
+    const errors = err.stderr.split('\n').filter((line) => line.startsWith('esm2:'));
+    assert.equal(errors.length, 1, err.stderr);
+    assert.match(errors[0], /^esm2: replica 0 \(cuda:0\): cuda:0 unavailable: \S.*; falling back to cpu is not allowed \(--no-cpu-fallback\)$/);
+    return true;
+  });
+  assert.equal(existsSync(output), false);
 });

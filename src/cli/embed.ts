@@ -8,6 +8,7 @@ import { INCLUDE_KINDS, ShardSpecError, embedFastaToSafetensors, parseShardSpec,
 import { resolveReprLayers } from '../tasks/embed.js';
 import { formatBytes } from './init-random.js';
 import { startLocalEngine } from './local-engine.js';
+import { ReplicaError } from '../engine/errors.js';
 
 interface EmbedOptions {
   model: string;
@@ -20,6 +21,7 @@ interface EmbedOptions {
   precision: 'auto' | 'fp32' | 'fp16';
   threads: number;
   progress: boolean;
+  cpuFallback: boolean;
   shard?: Shard;
 }
 
@@ -66,6 +68,7 @@ export function registerEmbed(program: Command): void {
     .option('--toks-per-batch <n>', 'padded-token budget of one batch', parsePositiveInt, 4096)
     .option('--device <spec>', 'cpu, cuda:N, tensorrt:N or webgpu', 'cpu')
     .addOption(new Option('--precision <p>', 'graph precision').choices(['auto', 'fp32', 'fp16']).default('auto'))
+    .option('--no-cpu-fallback', 'fail when the --device GPU is unusable, rather than run on cpu')
     .option('--threads <n>', 'CPU threads for inference', parsePositiveInt, availableParallelism())
     .option('--no-progress', 'no progress bar')
     .option('--shard <i/n>', 'embed only shard I of N (0 ≤ I < N): the records whose position in the file, counted from 0, is I mod N', parseShard)
@@ -84,7 +87,10 @@ async function embed(opts: EmbedOptions): Promise<void> {
     contacts: opts.include.includes('contacts'),
     toksPerBatch: opts.toksPerBatch,
     threads: opts.threads,
+    allowCpuFallback: opts.cpuFallback,
     log,
+  }).catch((err: unknown) => {
+    throw err instanceof ReplicaError && err.reason === 'device-unavailable' ? new Error(`${err.message} (--no-cpu-fallback)`) : err;
   });
   const { checkpoint } = engine;
 
@@ -105,8 +111,13 @@ async function embed(opts: EmbedOptions): Promise<void> {
       toksPerBatch: opts.toksPerBatch,
       output: opts.output,
       run: engine.infer,
+      // What made the file: a reader can tell a GPU's fp16 output from a cpu fallback's fp32.
       metadata: {
         model: opts.model,
+        device_requested: engine.requestedDevice,
+        device: engine.device,
+        precision: engine.precision,
+        ...(engine.fallbackReason ? { fallback_reason: engine.fallbackReason } : {}),
         include: opts.include.join(','),
         repr_layers: opts.reprLayers.join(','),
         ...(opts.shard ? { shard: `${opts.shard.index}/${opts.shard.count}` } : {}),

@@ -19,6 +19,8 @@ export interface LocalEngineOptions {
   threads?: number;
   /** Also compile the contact-head graph. */
   contacts?: boolean;
+  /** false: an unusable GPU is an error (ReplicaError 'device-unavailable') rather than a run on cpu. Default true. */
+  allowCpuFallback?: boolean;
   cacheDir?: string;
   /** Progress and warnings for the user (stderr in the CLI). */
   log?: (message: string) => void;
@@ -31,8 +33,14 @@ export interface LocalEngine {
   scheduler: Scheduler;
   /** Identity of the model behind `infer` (directory and precision), for result caches. */
   model: string;
+  /** The device asked for. */
+  requestedDevice: string;
   /** The device that actually runs (a GPU falls back to cpu when unusable). */
   device: string;
+  /** Why `device` is not `requestedDevice`. */
+  fallbackReason?: string;
+  /** The precision of the graphs that run: that of `device` (fp32 on a cpu fallback with precision auto). */
+  precision: Precision;
   close(): Promise<void>;
 }
 
@@ -47,7 +55,9 @@ export async function startLocalEngine(opts: LocalEngineOptions): Promise<LocalE
   try {
     pool = await ReplicaPool.start({
       replicas: [{ device, intraOpNumThreads: opts.threads }],
-      models: prepared.models,
+      // The graphs of the device obtained: a GPU that falls back runs the cpu's precision.
+      models: prepared.graphsFor,
+      allowCpuFallback: opts.allowCpuFallback,
       padTokenId: prepared.compiled[0].padTokenId,
       // "replica ready" lines are server talk; a command reports only what the user must know.
       log: (level, message) => level !== 'info' && log(message),
@@ -57,7 +67,8 @@ export async function startLocalEngine(opts: LocalEngineOptions): Promise<LocalE
     throw err;
   }
   const [info] = pool.replicaInfo();
-  if (info.fallbackReason) log(`device ${device} unavailable, running on ${info.actual}: ${info.fallbackReason}`);
+  const precision = info.precision ?? prepared.precision;
+  if (info.fallbackReason) log(`warning: ${device} unavailable, running on ${info.actual} (${precision}): ${info.fallbackReason}`);
   const scheduler = new Scheduler(pool, {
     batching: true,
     maxWaitMs: 0,
@@ -70,8 +81,11 @@ export async function startLocalEngine(opts: LocalEngineOptions): Promise<LocalE
     checkpoint: prepared.checkpoint,
     infer: schedulerInfer(scheduler),
     scheduler,
-    model: `${prepared.checkpoint.dir} (${prepared.precision})`,
+    model: `${prepared.checkpoint.dir} (${precision})`,
+    requestedDevice: device,
     device: info.actual,
+    ...(info.fallbackReason ? { fallbackReason: info.fallbackReason } : {}),
+    precision,
     async close() {
       await pool.close();
       await prepared.checkpoint.close();
