@@ -3,6 +3,7 @@
 // unset and the default cannot be had. No test here can reach huggingface.co: every one sets
 // HF_ENDPOINT to the mock hub or a closed port, or HF_HUB_OFFLINE=1.
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { mkdir, symlink } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
@@ -14,6 +15,7 @@ import { loadSettings } from '../src/server/settings.js';
 import { fixtureModelDir, goldenCases, goldenTensor, relativeError } from './helpers/golden.js';
 import { MOCK_COMMIT, startMockHub, type MockHub } from './helpers/mock-hub.js';
 import { postJson, startTestServer } from './helpers/server.js';
+import { serveUntilExit } from './helpers/cli-server.js';
 import { tempDir } from './helpers/temp-dir.js';
 
 let hub: MockHub;
@@ -76,12 +78,38 @@ test('MODEL_NAME unset and the hub unreachable: the demo, named as such everywhe
   t.after(() => server.close());
   assert.ok(Date.now() - started < 30_000, `ready after ${Date.now() - started} ms`);
   assert.equal(server.runtime.modelName, DEMO_MODEL_NAME);
-  const health = (await (await fetch(`${server.url}/health`)).json()) as Record<string, unknown>;
+  const healthResponse = await fetch(`${server.url}/health`);
+  const health = (await healthResponse.json()) as Record<string, unknown>;
   assert.equal(health.model_name, DEMO_MODEL_NAME);
+  // Never a healthy production server: status and message say random weights (200: a laptop's npm start serves).
+  assert.deepEqual([healthResponse.status, health.status], [200, 'demo']);
+  assert.match(String(health.message), /^serving the built-in demo checkpoint: RANDOM WEIGHTS, meaningless outputs \(.*facebook\/esm2_t6_8M_UR50D could not be had: .+\)/);
+  assert.equal((await fetch(`${server.url}/ready`)).status, 200);
   const models = (await (await fetch(`${server.url}/v1/models`)).json()) as Record<string, unknown>;
   assert.equal(models.source, 'built-in demo');
   const { json } = await postJson(`${server.url}/predict`, { sequence: 'MKTVRQ' });
   assert.equal(json.model_name, DEMO_MODEL_NAME);
+});
+
+test('ALLOW_DEMO_MODEL=false and the default model out of reach: start-up fails with one line saying why, no demo', async (t) => {
+  const vars = await hubVariables(t, { HF_ENDPOINT: await closedEndpoint() });
+  const settings = loadSettings({ MODEL_NAME: '', ALLOW_DEMO_MODEL: 'false', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'silent', DEVICES: 'cpu' });
+  const { app, runtime } = await buildApp(settings, { version: 'test', logger: false });
+  t.after(() => app.close());
+  await assert.rejects(runtime.start(), (err: unknown) => {
+    assert.ok(err instanceof Error);
+    assert.match(err.message, /^MODEL_NAME is not set and the default model facebook\/esm2_t6_8M_UR50D could not be had: .*127\.0\.0\.1.*; ALLOW_DEMO_MODEL=false refuses the built-in demo checkpoint \(random weights\)/);
+    assert.ok(!err.message.includes('\n'), 'one line');
+    return true;
+  });
+  assert.equal(runtime.state, 'unhealthy');
+  assert.equal(existsSync(vars.ESM2_DEMO_CACHE), false, 'no demo checkpoint written');
+
+  const { code, output } = await serveUntilExit(t, { MODEL_NAME: '', ALLOW_DEMO_MODEL: 'false' });
+  assert.equal(code, 1, output);
+  const lines = output.split('\n').filter((line) => line.includes('ALLOW_DEMO_MODEL'));
+  assert.equal(lines.length, 1, output);
+  assert.match(lines[0], /MODEL_NAME is not set and the default model \S+ could not be had: .*; ALLOW_DEMO_MODEL=false refuses the built-in demo checkpoint/);
 });
 
 test('the demo fallback warns loudly with the reason; a silent hub is given up on within the timeout', async (t) => {

@@ -30,6 +30,8 @@ test('defaults are those of the FastAPI service, plus the new settings', () => {
     clientTimeoutMs: 30000,
     rateLimitPerMinute: 0,
     shutdownTimeoutMs: 130000,
+    allowDemoModel: true,
+    allowCpuFallback: true,
   });
 });
 
@@ -105,6 +107,8 @@ const BAD_VALUES: Record<string, string[]> = {
   REPLICA_RUN_TIMEOUT_MS: ['0', '1m'],
   CLIENT_TIMEOUT_MS: ['99', '30s'],
   SHUTDOWN_TIMEOUT_MS: ['0', 'never'],
+  ALLOW_DEMO_MODEL: ['maybe', ''],
+  ALLOW_CPU_FALLBACK: ['2', 'off'],
 };
 
 test('every bad value stops loading with one line naming the variable and the value', () => {

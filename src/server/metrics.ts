@@ -46,6 +46,12 @@ export class Metrics {
     labelNames: ['device', 'replica'],
     registers: [this.registry],
   });
+  readonly replicaFallbacks = new client.Counter({
+    name: 'esm2_replica_fallbacks_total',
+    help: 'Replica processes that started on another device than asked for (requested: the device asked for, an unusable GPU; device: the one used, cpu)',
+    labelNames: ['requested', 'device'],
+    registers: [this.registry],
+  });
   readonly batchRetries = new client.Counter({
     name: 'esm2_batch_retries_total',
     help: 'Failed batches put back in the queue: after a replica fault (reason crashed, timeout, failed, closed) or, split in halves, after an ONNX Runtime error (reason split)',

@@ -5,7 +5,8 @@ import type { Esm2Checkpoint } from '../model/checkpoint.js';
 import { DEFAULT_MODEL_REPO, resolveModel } from '../model/hub/index.js';
 import { prepareModel } from '../engine/prepare.js';
 import { resolveDevices } from '../engine/detect.js';
-import { ReplicaPool, type PoolOptions } from '../engine/pool.js';
+import { ReplicaPool, type PoolOptions, type PoolReplicaInfo } from '../engine/pool.js';
+import { ReplicaError } from '../engine/errors.js';
 import { Scheduler, type DropReport, type RetryReport, type SchedulerOptions } from '../scheduler/scheduler.js';
 import type { BatchReport } from '../scheduler/types.js';
 import type { Precision } from '../compile/index.js';
@@ -37,7 +38,8 @@ export interface LoadedModel {
   checkpoint: Esm2Checkpoint;
   pool: ReplicaPool;
   scheduler: Scheduler;
-  precision: Precision;
+  /** The replicas' precision at start (each runs the one of the device it obtained); 'mixed' when they differ. */
+  precision: Precision | 'mixed';
   devicesDescription: string;
   /** Residues per window in truncation "window" mode (MAX_SEQUENCE_LENGTH). */
   windowSize: number;
@@ -52,6 +54,8 @@ export class ServingRuntime {
   modelName: string;
   /** "huggingface hub (repo@commit)", "local directory" or "built-in demo"; "resolving" until known. */
   source = 'resolving';
+  /** Why the built-in demo checkpoint (random weights) serves; undefined while a real model does. */
+  demoReason?: string;
   private loaded?: LoadedModel;
 
   constructor(
@@ -88,6 +92,7 @@ export class ServingRuntime {
     this.message = 'resolving the model';
     const resolved = await resolveModel(settings.modelName, {
       log: { info: (m) => log.info(m), warn: (m) => log.warn(m) },
+      allowDemo: settings.allowDemoModel,
       // /ready's detail while a large model downloads, so a probe or a person sees it progress.
       onProgress: (file, bytes, total) => {
         this.message = `downloading ${this.modelName}: ${file} ${total ? `${Math.floor((100 * bytes) / total)} %` : `${bytes} bytes`}`;
@@ -95,6 +100,7 @@ export class ServingRuntime {
     });
     this.modelName = resolved.name;
     this.source = resolved.source;
+    if (resolved.demo) this.demoReason = resolved.demoReason ?? 'the built-in demo checkpoint';
     this.message = 'loading the model';
     const modelDir = resolved.dir;
     const devices = await resolveDevices(settings.devices);
@@ -106,20 +112,34 @@ export class ServingRuntime {
       contacts: true,
       log: (message) => log.info(message),
     });
-    const pool = await ReplicaPool.start({
-      replicas: devices.replicas,
-      models: prepared.models,
-      padTokenId: prepared.checkpoint.tokenizer.padId,
-      runTimeoutMs: settings.replicaRunTimeoutMs,
-      log: (level, message) => log[level](message),
-      ...this.engineHooks,
-    });
+    let pool: ReplicaPool;
+    try {
+      pool = await ReplicaPool.start({
+        replicas: devices.replicas,
+        // Each replica loads the graphs of the device it obtains: fp32 on a cpu fallback (PRECISION=auto).
+        models: prepared.graphsFor,
+        allowCpuFallback: settings.allowCpuFallback,
+        padTokenId: prepared.checkpoint.tokenizer.padId,
+        runTimeoutMs: settings.replicaRunTimeoutMs,
+        log: (level, message) => log[level](message),
+        ...this.engineHooks,
+      });
+    } catch (err) {
+      await prepared.checkpoint.close();
+      if (err instanceof ReplicaError && err.reason === 'device-unavailable') throw new Error(`${err.message} (ALLOW_CPU_FALLBACK=false)`);
+      throw err;
+    }
     const m = this.metrics;
     const labels = (index: number) => ({ device: pool.replicaInfo()[index].device, replica: String(index) });
-    for (const info of pool.replicaInfo()) m.replicaUp.set(labels(info.index), info.state === 'failed' ? 0 : 1);
-    pool.on('replica-up', (index: number) => {
+    const countFallback = (info: PoolReplicaInfo) => void (info.fallbackReason && m.replicaFallbacks.inc({ requested: info.device, device: info.actual }));
+    for (const info of pool.replicaInfo()) {
+      m.replicaUp.set(labels(info.index), info.state === 'failed' ? 0 : 1);
+      countFallback(info);
+    }
+    pool.on('replica-up', (index: number, info: PoolReplicaInfo) => {
       m.replicaUp.set(labels(index), 1);
       m.replicaRestarts.inc(labels(index));
+      countFallback(info);
     });
     pool.on('replica-down', (index: number) => m.replicaUp.set(labels(index), 0));
     const scheduler = new Scheduler(pool, schedulerOptions(settings));
@@ -130,7 +150,7 @@ export class ServingRuntime {
       m.retriedSequences.inc({ reason }, sequences);
     });
     scheduler.on('dropped', ({ reason, sequences }: DropReport) => m.droppedSequences.inc({ reason }, sequences));
-    return { checkpoint: prepared.checkpoint, pool, scheduler, precision: prepared.precision, devicesDescription: devices.description, windowSize: settings.maxSequenceLength, maskedCache: new MaskedLogProbCache() };
+    return { checkpoint: prepared.checkpoint, pool, scheduler, precision: precisionOf(pool.replicaInfo()) ?? prepared.precision, devicesDescription: devices.description, windowSize: settings.maxSequenceLength, maskedCache: new MaskedLogProbCache() };
   }
 
   private recordBatch(report: BatchReport, pool: ReplicaPool): void {
@@ -168,4 +188,10 @@ export class ServingRuntime {
     await this.loaded.pool.close();
     await this.loaded.checkpoint.close();
   }
+}
+
+/** The precision the replicas run, 'mixed' when they differ; undefined when none has started. */
+export function precisionOf(replicas: PoolReplicaInfo[]): Precision | 'mixed' | undefined {
+  const precisions = new Set(replicas.flatMap((r) => (r.precision ? [r.precision] : [])));
+  return precisions.size > 1 ? 'mixed' : [...precisions][0];
 }

@@ -76,7 +76,7 @@ export const SETTINGS_DOCS: readonly SettingDoc[] = [
     variable: 'MODEL_NAME',
     default: 'unset',
     description:
-      'A local ESM-2 checkpoint directory (HuggingFace layout; an existing directory wins), or a HuggingFace hub repository `org/name[@revision]`, downloaded into the hub cache as Python\'s huggingface_hub does. Unset: `facebook/esm2_t6_8M_UR50D`, or — when that cannot be had (offline, nothing cached) — the built-in demo checkpoint with random weights, with a warning. A set MODEL_NAME that cannot be loaded stops start-up',
+      'A local ESM-2 checkpoint directory (HuggingFace layout; an existing directory wins), or a HuggingFace hub repository `org/name[@revision]`, downloaded into the hub cache as Python\'s huggingface_hub does. Unset: `facebook/esm2_t6_8M_UR50D`, or — when that cannot be had (offline, nothing cached) — the built-in demo checkpoint with random weights, with a warning (see ALLOW_DEMO_MODEL). A set MODEL_NAME that cannot be loaded stops start-up',
   },
   { variable: 'HOST', default: '0.0.0.0', description: 'Address to listen on' },
   { variable: 'PORT', default: '8000', description: 'Port to listen on (0–65535; 0 picks a free one)' },
@@ -93,7 +93,7 @@ export const SETTINGS_DOCS: readonly SettingDoc[] = [
     default: 'auto',
     description: '`auto` (one replica per NVIDIA GPU, honouring `CUDA_VISIBLE_DEVICES`, when the CUDA execution provider is installed; else CPU), `cpu`, `cpu:N` (N CPU replicas sharing the cores), `cuda:0,1,…`, `tensorrt:0,…`, `webgpu`',
   },
-  { variable: 'PRECISION', default: 'auto', description: 'Compiled graph precision: `auto` (fp32 on CPU, fp16 on GPU), `fp32`, `fp16`' },
+  { variable: 'PRECISION', default: 'auto', description: 'Compiled graph precision: `auto` (per replica, from the device it actually runs on: fp32 on CPU — a GPU replica fallen back to CPU included —, fp16 on GPU), `fp32`, `fp16` (kept on a CPU fallback, and reported)' },
   { variable: 'MAX_BATCH_TOKENS', default: '4096', description: 'Padded-token budget of one engine batch (sequences × longest length, cls and eos included); at least MAX_SEQUENCE_LENGTH + 2' },
   { variable: 'DISTRIBUTION_STRATEGY', default: 'balanced', description: '`/predict/batch` split over replicas: `balanced` (by padded tokens) or `contiguous` (the original service\'s chunks)' },
   { variable: 'MAX_QUEUED_TOKENS', default: '262144', description: 'Tokens waiting in the queue beyond which requests get 429' },
@@ -103,8 +103,8 @@ export const SETTINGS_DOCS: readonly SettingDoc[] = [
   { variable: 'RATE_LIMIT_PER_MINUTE', default: '0', description: 'Requests per minute allowed per API key (per client address for requests without one), bursts up to that many; beyond: 429 with Retry-After. Health, readiness, metrics and the web page\'s files are not counted. 0: no limit' },
   { variable: 'REPLICA_RUN_TIMEOUT_MS', default: '600000', description: 'A replica whose batch runs longer than this is killed and restarted, and the batch is retried on another replica (at most twice)' },
   { variable: 'CLIENT_TIMEOUT_MS', default: '30000', description: 'A client must send its whole request (headers and body) within this; a slower one gets 408 and its connection is closed. Inference time is not counted' },
-  { variable: 'ALLOW_DEMO_MODEL', default: 'true', description: 'Whether MODEL_NAME unset may fall back to the built-in demo checkpoint (random weights) when the default model cannot be had. false: start-up fails with the reason instead (the container images and Kubernetes overlays set false). While the demo serves, `/health` says so in `status` (`demo`)' },
-  { variable: 'ALLOW_CPU_FALLBACK', default: 'true', description: 'Whether a GPU replica (`cuda`, `tensorrt`, `webgpu`) whose device is unusable may run on CPU instead (fp32, `/health` degraded with the reason, `esm2_replica_fallbacks_total`). false: start-up fails (the CUDA image sets false)' },
+  { variable: 'ALLOW_DEMO_MODEL', default: 'true', description: 'Whether MODEL_NAME unset may fall back to the built-in demo checkpoint (random weights) when the default model cannot be had. false: start-up fails with the reason instead (the container images and Kubernetes overlays set false). While the demo serves, `/health` says so in `status` (`demo`, 200) and in `message` (random weights)' },
+  { variable: 'ALLOW_CPU_FALLBACK', default: 'true', description: 'Whether a GPU replica (`cuda`, `tensorrt`, `webgpu`) whose device is unusable may run on CPU instead (in the CPU\'s precision: fp32 with PRECISION=auto; `/health` degraded with the reason, `esm2_replica_fallbacks_total{requested,device}`, a warning line). false: start-up fails with one line naming the device and the reason (the CUDA image sets false)' },
   { variable: 'SHUTDOWN_TIMEOUT_MS', default: '130000', description: 'SIGTERM/SIGINT drain: accepted work may finish for this long (REQUEST_TIMEOUT_MS + 10 s by default); then what still waits is answered 503 and the process exits with code 1. A second signal exits at once (130 for SIGINT, 143 for SIGTERM)' },
 ];
 
@@ -247,9 +247,9 @@ export function settingsInForce(settings: Settings): Record<string, string | num
     RATE_LIMIT_PER_MINUTE: settings.rateLimitPerMinute,
     REPLICA_RUN_TIMEOUT_MS: settings.replicaRunTimeoutMs,
     CLIENT_TIMEOUT_MS: settings.clientTimeoutMs,
-    SHUTDOWN_TIMEOUT_MS: settings.shutdownTimeoutMs,
     ALLOW_DEMO_MODEL: settings.allowDemoModel,
     ALLOW_CPU_FALLBACK: settings.allowCpuFallback,
+    SHUTDOWN_TIMEOUT_MS: settings.shutdownTimeoutMs,
   };
 }
 

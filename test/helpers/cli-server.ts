@@ -89,6 +89,26 @@ export async function startCliServer(t: TestContext, env: Record<string, string>
   };
 }
 
+/**
+ * Runs `esm2 serve` with `env` over the same test defaults as startCliServer, for a start-up that
+ * must fail: resolves with its exit code and everything it printed once it exits (fails after `withinMs`).
+ */
+export async function serveUntilExit(t: TestContext, env: Record<string, string>, withinMs = 30_000): Promise<{ code: number | null; output: string }> {
+  const child = spawn(process.execPath, [join(repoRoot, 'bin', 'esm2.js'), 'serve'], {
+    cwd: repoRoot,
+    env: { ...process.env, MODEL_NAME: fixtureModelDir, PORT: String(await freePort()), HOST: '127.0.0.1', LOG_LEVEL: 'warn', DEVICES: 'cpu', ESM2_COMPILE_CACHE: await tempDir(t, 'esm2-cli-'), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const watchdog = setTimeout(() => child.kill('SIGKILL'), withinMs);
+  t.after(() => clearTimeout(watchdog));
+  const [code] = (await once(child, 'close')) as [number | null];
+  clearTimeout(watchdog);
+  return { code, output };
+}
+
 /** Direct children of a process (Linux /proc). */
 export async function childPids(pid: number): Promise<number[]> {
   const { readdir } = await import('node:fs/promises');

@@ -1,7 +1,8 @@
 // MODEL_NAME → a checkpoint directory, for the server: an existing local directory wins; a
 // repository id is pulled from the hub; unset means the default model, and when that cannot be
-// had (no network, nothing cached) the built-in demo checkpoint, loudly. A MODEL_NAME that was set
-// and cannot be loaded is an error: a service must never silently serve other weights than asked.
+// had (no network, nothing cached) the built-in demo checkpoint, loudly — or, with allowDemo false
+// (ALLOW_DEMO_MODEL=false), an error saying why the default could not be had. A MODEL_NAME that was
+// set and cannot be loaded is an error: a service must never silently serve other weights than asked.
 import { existsSync } from 'node:fs';
 import { DEMO_MODEL_NAME, ensureDemoCheckpoint } from '../demo.js';
 import { DEFAULT_ENDPOINT, DEFAULT_MODEL_REPO, hubEnv, looksLikeRepoId } from './env.js';
@@ -20,6 +21,8 @@ export interface ResolvedModel {
   /** For /v1/models: "huggingface hub (repo@commit)", "local directory" or "built-in demo". */
   source: string;
   demo: boolean;
+  /** For the demo: why (MODEL_NAME unset and the default model out of reach, with the reason). */
+  demoReason?: string;
 }
 
 export interface ResolveOptions {
@@ -27,6 +30,8 @@ export interface ResolveOptions {
   /** Where HF_* variables are read (default process.env). */
   env?: NodeJS.ProcessEnv;
   demoCacheDir?: string;
+  /** false: the default model out of reach is an error, never the demo (ALLOW_DEMO_MODEL=false). Default true. */
+  allowDemo?: boolean;
   /**
    * Bound on reaching the default endpoint for the default model: a fresh machine without network
    * must come up on the demo in seconds, not wait out DNS or a firewall that drops packets.
@@ -93,14 +98,21 @@ export async function resolveModel(modelName: string | undefined, options: Resol
     return await pullForServer(DEFAULT_MODEL_REPO, DEFAULT_MODEL_REPO, options, env);
   } catch (err) {
     // Whatever kept the default model away (offline, unreachable, disk, permissions), the service
-    // still comes up, on weights that say in every response that they are not a model.
-    reason = err instanceof Error ? err.message : String(err);
+    // still comes up, on weights that say in every response that they are not a model — unless
+    // the demo is refused (ALLOW_DEMO_MODEL=false: containers, clusters), where that is the error.
+    const why = (err instanceof Error ? err.message : String(err)).replace(/\s+/g, ' ').trim();
+    reason = `MODEL_NAME is not set and the default model ${DEFAULT_MODEL_REPO} could not be had: ${why}`;
+  }
+  if (options.allowDemo === false) {
+    throw new Error(
+      `${reason}; ALLOW_DEMO_MODEL=false refuses the built-in demo checkpoint (random weights). Set MODEL_NAME to a hub repository id or a checkpoint directory`,
+    );
   }
   const dir = await ensureDemoCheckpoint(options.demoCacheDir);
   options.log.warn(
     `!!! SERVING THE BUILT-IN DEMO CHECKPOINT "${DEMO_MODEL_NAME}" — RANDOM WEIGHTS, MEANINGLESS OUTPUTS !!! ` +
-      `MODEL_NAME is not set and the default model ${DEFAULT_MODEL_REPO} could not be had: ${reason}. ` +
+      `${reason}. ` +
       `Set MODEL_NAME to a hub repository id (e.g. ${DEFAULT_MODEL_REPO}) or a checkpoint directory. Demo checkpoint: ${dir}`,
   );
-  return { dir, name: DEMO_MODEL_NAME, source: 'built-in demo', demo: true };
+  return { dir, name: DEMO_MODEL_NAME, source: 'built-in demo', demo: true, demoReason: reason };
 }

@@ -1,9 +1,21 @@
 // Service routes: /, health (seed-compatible), liveness/readiness probes, /v1/models, /metrics.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { ServingRuntime } from '../runtime.js';
+import { precisionOf, type ServingRuntime } from '../runtime.js';
 import { settingsInForce } from '../settings.js';
+import { healthVerdict } from '../health.js';
+import type { PoolReplicaInfo } from '../../engine/pool.js';
 
 const GPU_KINDS = /^(cuda|tensorrt|webgpu)/;
+
+/** One replica in /health and /v1/models: the device asked for, the one obtained and why they differ, its precision. */
+const deviceInfo = (r: PoolReplicaInfo) => ({
+  id: r.index,
+  requested: r.device,
+  device: r.actual,
+  precision: r.precision ?? null,
+  state: r.state,
+  fallback_reason: r.fallbackReason ?? null,
+});
 
 export const serviceRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime; version: string }> = async (app, { runtime, version }) => {
   const replicas = () => runtime.model?.pool.replicaInfo() ?? [];
@@ -18,38 +30,19 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime;
     batch_queue_enabled: runtime.settings.batchQueueEnabled,
   }));
 
-  // healthy: every replica serves. degraded (still 200): some replica is down — restarting after a
-  // crash or hang, or failed for good — while another serves or one is coming back, so requests are
-  // still accepted and answered. unhealthy (503): every replica has failed, or the service is
-  // draining or could not load the model. initializing (503): the model is loading.
-  app.get('/health', { schema: { summary: 'Health (seed-compatible): 200 healthy or degraded (some replicas down, still serving); 503 otherwise' } }, async (_request, reply) => {
+  // The statuses and when each is given: server/health.ts.
+  app.get('/health', { schema: { summary: 'Health (seed-compatible): 200 healthy, degraded (some replica down or on a fallback device, still serving) or demo (random weights); 503 otherwise' } }, async (_request, reply) => {
     const all = replicas();
-    const serving = all.filter((r) => r.state === 'ready').length;
-    const recovering = all.filter((r) => r.state === 'restarting' || r.state === 'starting').length;
     const gpus = all.filter((r) => GPU_KINDS.test(r.actual));
-    const status =
-      runtime.state === 'initializing'
-        ? 'initializing'
-        : runtime.state !== 'ready' || serving + recovering === 0
-          ? 'unhealthy'
-          : serving === all.length
-            ? 'healthy'
-            : 'degraded';
-    const down = all.length - serving;
-    const message =
-      status === 'degraded'
-        ? `${runtime.message}; ${down} of ${all.length} replicas down (${all.filter((r) => r.state !== 'ready').map((r) => `${r.index}: ${r.state}`).join(', ')})`
-        : status === 'unhealthy' && runtime.state === 'ready'
-          ? `every replica has failed: ${all.map((r) => `${r.index}: ${r.error ?? r.state}`).join('; ')}`
-          : runtime.message;
-    return reply.code(status === 'healthy' || status === 'degraded' ? 200 : 503).send({
+    const { status, code, message } = healthVerdict({ state: runtime.state, message: runtime.message, replicas: all, demoReason: runtime.demoReason });
+    return reply.code(code).send({
       status,
       gpu_count: gpus.length,
       gpu_ids: gpus.map((r) => r.index),
       model_loaded: runtime.model !== undefined,
       model_name: runtime.modelName,
       message,
-      devices: all.map((r) => ({ id: r.index, requested: r.device, device: r.actual, state: r.state })),
+      devices: all.map(deviceInfo),
     });
   });
 
@@ -75,8 +68,9 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime;
       attention_heads: config?.numHeads ?? null,
       vocabulary: model ? [...model.checkpoint.tokenizer.vocab] : null,
       max_sequence_length: runtime.settings.maxSequenceLength,
-      precision: model?.precision ?? null,
-      devices: replicas().map((r) => ({ id: r.index, requested: r.device, device: r.actual, state: r.state, fallback_reason: r.fallbackReason ?? null })),
+      // Each replica's precision is that of the device it obtained; this one is theirs ('mixed' when they differ).
+      precision: precisionOf(replicas()) ?? model?.precision ?? null,
+      devices: replicas().map(deviceInfo),
       devices_description: model?.devicesDescription ?? null,
       settings: settingsInForce(runtime.settings),
     };

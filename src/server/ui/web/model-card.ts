@@ -13,7 +13,7 @@ export interface ModelInfo {
   vocabulary: string[] | null;
   max_sequence_length: number;
   precision: string | null;
-  devices: { id: number; requested: string; device: string; state: string; fallback_reason: string | null }[];
+  devices: { id: number; requested: string; device: string; precision: string | null; state: string; fallback_reason: string | null }[];
   devices_description: string | null;
 }
 
@@ -23,7 +23,9 @@ export const DEMO_PREFIX = 'esm2-demo';
 export function renderModelCard(info: ModelInfo): void {
   const facts = byId('model-facts');
   const devices = info.devices.length
-    ? info.devices.map((d) => `${d.device}${d.device !== d.requested ? ` (asked for ${d.requested})` : ''}: ${d.state}${d.fallback_reason ? ` — ${d.fallback_reason}` : ''}`).join('; ')
+    ? info.devices
+        .map((d) => `${d.device}${d.precision ? ` ${d.precision}` : ''}${d.device !== d.requested ? ` (asked for ${d.requested})` : ''}: ${d.state}${d.fallback_reason ? ` — ${d.fallback_reason}` : ''}`)
+        .join('; ')
     : 'none yet';
   const rows: [string, string][] = [
     ['model', info.name],

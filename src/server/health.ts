@@ -1,0 +1,49 @@
+// GET /health's verdict: the seed's status and message, from the service state and the replicas.
+//   initializing (503): the model is loading.
+//   unhealthy (503): every replica has failed, or the service is draining or could not load the model.
+//   demo (200): the built-in demo checkpoint serves — random weights, meaningless outputs (a laptop's
+//     `npm start` with no model at hand); ALLOW_DEMO_MODEL=false refuses it at start-up instead.
+//   degraded (200): requests are answered, but some replica is down (restarting after a crash or
+//     hang, or failed for good), or runs on another device than asked for (a GPU fell back to cpu).
+//   healthy (200): every replica serves on the device it was given.
+import type { PoolReplicaInfo } from '../engine/pool.js';
+import type { ServiceState } from './runtime.js';
+
+export type HealthStatus = 'initializing' | 'unhealthy' | 'demo' | 'degraded' | 'healthy';
+
+export interface HealthVerdict {
+  status: HealthStatus;
+  code: 200 | 503;
+  message: string;
+}
+
+export interface HealthInput {
+  state: ServiceState;
+  /** The runtime's own message (loading progress, the load error, …). */
+  message: string;
+  replicas: PoolReplicaInfo[];
+  /** Set while the demo checkpoint serves: why the real model could not be had. */
+  demoReason?: string;
+}
+
+export function healthVerdict({ state, message, replicas, demoReason }: HealthInput): HealthVerdict {
+  if (state === 'initializing') return { status: 'initializing', code: 503, message };
+  const serving = replicas.filter((r) => r.state === 'ready').length;
+  const recovering = replicas.filter((r) => r.state === 'restarting' || r.state === 'starting').length;
+  if (state !== 'ready') return { status: 'unhealthy', code: 503, message };
+  if (serving + recovering === 0) {
+    return { status: 'unhealthy', code: 503, message: `every replica has failed: ${replicas.map((r) => `${r.index}: ${r.error ?? r.state}`).join('; ')}` };
+  }
+  const problems: string[] = [];
+  const down = replicas.filter((r) => r.state !== 'ready');
+  if (down.length) problems.push(`${down.length} of ${replicas.length} replicas down (${down.map((r) => `${r.index}: ${r.state}`).join(', ')})`);
+  for (const r of replicas.filter((r) => r.fallbackReason)) {
+    problems.push(`replica ${r.index} asked for ${r.device} runs on ${r.actual}${r.precision ? ` (${r.precision})` : ''}: ${r.fallbackReason}`);
+  }
+  if (demoReason !== undefined) {
+    const demo = `serving the built-in demo checkpoint: RANDOM WEIGHTS, meaningless outputs (${demoReason}); set MODEL_NAME to a trained ESM-2 checkpoint`;
+    return { status: 'demo', code: 200, message: [demo, ...problems].join('; ') };
+  }
+  if (problems.length) return { status: 'degraded', code: 200, message: [message, ...problems].join('; ') };
+  return { status: 'healthy', code: 200, message };
+}
