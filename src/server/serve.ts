@@ -1,10 +1,11 @@
 // `npm start` / `esm2 serve`: listen first (probes answer "initializing"), then load the model;
 // SIGTERM/SIGINT drain: readiness turns 503, accepted work finishes, the process exits 0 (1 when
-// SHUTDOWN_TIMEOUT_MS passes first; 130/143 on a second signal).
+// SHUTDOWN_TIMEOUT_MS passes first; 130/143 on a second signal, see signals.ts).
 import { readFileSync } from 'node:fs';
 import { buildApp } from './app.js';
 import { loadSettings } from './settings.js';
 import { shuttingDown } from './errors.js';
+import { onStopSignals } from './signals.js';
 
 /** After SHUTDOWN_TIMEOUT_MS, how long the 503 answers get to leave before the exit. */
 const FORCED_EXIT_GRACE_MS = 1000;
@@ -18,18 +19,12 @@ export async function serve(env: NodeJS.ProcessEnv = process.env): Promise<void>
 
   // The first SIGTERM/SIGINT drains; the drain may take SHUTDOWN_TIMEOUT_MS. Past it, every request
   // still waiting is answered 503 (shutting_down), the replies get up to a second to go out, and the
-  // process exits with code 1. A second signal exits at once: 130 (SIGINT) or 143 (SIGTERM), i.e.
-  // 128 + its number, as a shell reports death by that signal. Forced exits kill the replicas first.
-  let stopping = false;
+  // process exits with code 1. A second signal exits at once: 130 (SIGINT) or 143 (SIGTERM). Forced
+  // exits kill the replicas first. A repeat of the first signal within SAME_SIGNAL_WINDOW_MS (npm's
+  // forwarded copy of a signal to the process group) is the same signal.
   let closing: Promise<void> = Promise.resolve();
   let timedOut = false;
-  const stop = async (signal: NodeJS.Signals) => {
-    if (stopping) {
-      app.log.warn({ signal }, 'second signal: exiting without waiting for accepted work');
-      runtime.killReplicas();
-      process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
-    }
-    stopping = true;
+  const drain = async (signal: NodeJS.Signals) => {
     app.log.info({ signal, timeoutMs: settings.shutdownTimeoutMs }, 'draining before exit');
     setTimeout(() => {
       timedOut = true;
@@ -50,8 +45,15 @@ export async function serve(env: NodeJS.ProcessEnv = process.env): Promise<void>
     app.log.info('stopped');
     process.exit(timedOut ? 1 : 0);
   };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
+  onStopSignals({
+    drain: (signal) => void drain(signal),
+    repeated: (signal, afterMs) => app.log.info({ signal, afterMs: Math.round(afterMs) }, 'the same signal again (forwarded by a parent such as npm): still draining'),
+    exitNow: (signal, code) => {
+      app.log.warn({ signal }, 'second signal: exiting without waiting for accepted work');
+      runtime.killReplicas();
+      process.exit(code);
+    },
+  });
 
   try {
     await runtime.start();

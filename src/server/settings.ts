@@ -105,7 +105,7 @@ export const SETTINGS_DOCS: readonly SettingDoc[] = [
   { variable: 'CLIENT_TIMEOUT_MS', default: '30000', description: 'A client must send its whole request (headers and body) within this; a slower one gets 408 and its connection is closed. Inference time is not counted' },
   { variable: 'ALLOW_DEMO_MODEL', default: 'true', description: 'Whether MODEL_NAME unset may fall back to the built-in demo checkpoint (random weights) when the default model cannot be had. false: start-up fails with the reason instead (the container images and Kubernetes overlays set false). While the demo serves, `/health` says so in `status` (`demo`)' },
   { variable: 'ALLOW_CPU_FALLBACK', default: 'true', description: 'Whether a GPU replica (`cuda`, `tensorrt`, `webgpu`) whose device is unusable may run on CPU instead (fp32, `/health` degraded with the reason, `esm2_replica_fallbacks_total`). false: start-up fails (the CUDA image sets false)' },
-  { variable: 'SHUTDOWN_TIMEOUT_MS', default: '130000', description: 'SIGTERM/SIGINT drain: accepted work may finish for this long (REQUEST_TIMEOUT_MS + 10 s by default); then what still waits is answered 503 and the process exits with code 1. A second signal exits at once (130 for SIGINT, 143 for SIGTERM)' },
+  { variable: 'SHUTDOWN_TIMEOUT_MS', default: '130000', description: 'SIGTERM/SIGINT drain: accepted work may finish for this long (REQUEST_TIMEOUT_MS + 10 s by default); then what still waits is answered 503 and the process exits with code 1. A second signal exits at once (130 for SIGINT, 143 for SIGTERM); the same signal again within 500 ms (the copy npm forwards of a signal to its process group) is not a second one' },
 ];
 
 /**
