@@ -1,9 +1,10 @@
 // `npm start` / `esm2 serve`: listen first (probes answer "initializing"), then load the model;
 // SIGTERM/SIGINT drain: readiness turns 503, accepted work finishes, the process exits 0 (1 when
-// SHUTDOWN_TIMEOUT_MS passes first; 130/143 on a second signal, see signals.ts).
+// SHUTDOWN_TIMEOUT_MS passes first; 130/143 on a second signal, see signals.ts). A start that fails
+// says why in one line (the stack only at LOG_LEVEL=debug or trace) and exits 1.
 import { readFileSync } from 'node:fs';
 import { buildApp } from './app.js';
-import { loadSettings } from './settings.js';
+import { loadSettings, type Settings } from './settings.js';
 import { shuttingDown } from './errors.js';
 import { onStopSignals } from './signals.js';
 
@@ -12,10 +13,37 @@ const FORCED_EXIT_GRACE_MS = 1000;
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
+/** Whether a failed start should show its stack trace too (LOG_LEVEL debug or trace, however it is spelled). */
+export function wantsStack(env: NodeJS.ProcessEnv = process.env): boolean {
+  return /^\s*(debug|trace)\s*$/i.test(env.LOG_LEVEL ?? '');
+}
+
+/** Why HOST:PORT could not be listened on, and which setting to change; `cause` is Node's error. */
+export function listenError(settings: Pick<Settings, 'host' | 'port'>, cause: unknown): Error {
+  const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+  const where = `cannot listen on ${settings.host}:${settings.port}`;
+  const why =
+    code === 'EADDRINUSE'
+      ? 'the address is in use; set PORT (or HOST) to pick another'
+      : code === 'EACCES'
+        ? 'permission denied (ports below 1024 need privileges); set PORT to pick another'
+        : code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND'
+          ? 'no such address on this machine; set HOST to one of its addresses (0.0.0.0: all of them)'
+          : cause instanceof Error
+            ? cause.message
+            : String(cause);
+  return new Error(`${where}: ${why}`, { cause });
+}
+
 export async function serve(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const settings = loadSettings(env);
   const { app, runtime } = await buildApp(settings, { version: pkg.version });
-  await app.listen({ host: settings.host, port: settings.port });
+  try {
+    await app.listen({ host: settings.host, port: settings.port });
+  } catch (err) {
+    await app.close();
+    throw listenError(settings, err); // printed as one line by the command line (cli/main.ts)
+  }
 
   // The first SIGTERM/SIGINT drains; the drain may take SHUTDOWN_TIMEOUT_MS. Past it, every request
   // still waiting is answered 503 (shutting_down), the replies get up to a second to go out, and the
@@ -58,7 +86,8 @@ export async function serve(env: NodeJS.ProcessEnv = process.env): Promise<void>
   try {
     await runtime.start();
   } catch (err) {
-    app.log.fatal({ err }, `cannot serve: ${err instanceof Error ? err.message : String(err)}`);
+    // One line at the default level; the stack only when asked for.
+    app.log.fatal(wantsStack(env) ? { err } : {}, `cannot serve: ${err instanceof Error ? err.message : String(err)}`);
     await app.close();
     process.exit(1);
   }
