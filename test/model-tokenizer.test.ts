@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { CheckpointError } from '../src/model/errors.js';
-import { ACCEPTED_RESIDUES, ESM2_VOCAB, SequenceError, STANDARD_AMINO_ACIDS, Tokenizer } from '../src/model/tokenizer.js';
+import { ACCEPTED_RESIDUES, ESM2_VOCAB, MAX_TRACKED_PROBLEMS, SequenceError, STANDARD_AMINO_ACIDS, Tokenizer } from '../src/model/tokenizer.js';
 import { fixtureModelDir } from './helpers/paths.js';
 
 const tok = await Tokenizer.fromFile(path.join(fixtureModelDir, 'vocab.txt'));
@@ -72,6 +72,24 @@ describe('Tokenizer', () => {
     assertRejects('A<foo>C', '<foo>', 2);
     assertRejects('AC<mask', '<', 3);
     assertRejects('A< mask>', '< mask>', 2);
+  });
+
+  test('every distinct bad character is named with its first position, ten at most, then how many more', () => {
+    // Z is an amino acid code of the vocabulary; '1' and '!' are not.
+    assert.throws(() => tok.encode('MKT1VZ!Q'), { name: 'SequenceError', message: "invalid characters '1' at position 4, '!' at position 7", character: '1', position: 4 });
+    assert.throws(() => tok.encode('1M1K!1'), { message: "invalid characters '1' at position 1, '!' at position 5" });
+    assert.throws(() => tok.encode('A<foo>C1<mas'), { message: "invalid characters '<foo>' (unknown special token) at position 2, '1' at position 8, '<' (no closing '>') at position 9" });
+    let err: unknown;
+    try {
+      tok.encode('0123456789!@#$M');
+    } catch (e) {
+      err = e;
+    }
+    assert.ok(err instanceof SequenceError);
+    assert.equal(err.message, `invalid characters ${[...'0123456789'].map((c, i) => `'${c}' at position ${i + 1}`).join(', ')}, and 4 more`);
+    assert.deepEqual(err.problems.slice(10).map((p) => [p.text, p.position]), [['!', 11], ['@', 12], ['#', 13], ['$', 14]]);
+    const many = Array.from({ length: MAX_TRACKED_PROBLEMS + 5 }, (_, i) => `<x${i}>`).join('');
+    assert.throws(() => tok.encode(many), { message: new RegExp(`, and ${MAX_TRACKED_PROBLEMS - 10}\\+ more$`) });
   });
 
   test('an empty sequence is an error', () => {

@@ -82,6 +82,30 @@ describe('validation', () => {
     assert.equal(batch.json.detail, "sequences[1]: invalid character '1' at position 3");
   });
 
+  test('several bad characters → 422 naming each distinct one with its first position (Z is an amino acid code)', async () => {
+    const { status, json } = await predict('MKT1VZ!Q');
+    assert.equal(status, 422);
+    assert.equal(json.detail, "sequence: invalid characters '1' at position 4, '!' at position 7");
+    const batch = await postJson(`${server.url}/v1/embed`, { sequences: ['MKTV', 'MKTV', 'M1K*1'] });
+    assert.equal(batch.status, 422);
+    assert.equal(batch.json.detail, "sequences[2]: invalid characters '1' at position 2, '*' at position 4");
+  });
+
+  test('a FASTA record sent as a sequence → 422 saying so and what to send instead', async () => {
+    const { status, json } = await predict('>sp|P69905|HBA_HUMAN Hemoglobin subunit alpha OS=Homo sapiens\nMVLSPADKTNVKAAWGKVGAHAGEYGAEALERMF');
+    assert.equal(status, 422);
+    assert.equal(
+      json.detail,
+      "sequence: this looks like a FASTA record (header line '>sp|P69905|HBA_HUMAN Hemoglobin subunit…'); send the residues only, without the header line (the command line reads FASTA files: esm2 embed --input records.fasta)",
+    );
+    const second = await postJson(`${server.url}/predict/batch`, { sequences: ['MKTV', 'MKTV\n>second record\nMKV'] });
+    assert.equal(second.status, 422);
+    assert.match(String(second.json.detail), /^sequences\[1\]: this looks like a FASTA record \(header line '>second record'\)/);
+    // Residues split over lines are one sequence; a '>' inside a line is a bad character as any other.
+    assert.equal((await predict('MKT\nVRQ\n  ERL')).status, 200);
+    assert.equal((await predict('MK>V')).json.detail, "sequence: invalid character '>' at position 3");
+  });
+
   test('lowercase and X B U Z O are accepted', async () => {
     const { status, json } = await predict('mktvXBUZO');
     assert.equal(status, 200);

@@ -25,6 +25,9 @@ test('accepted and refused sequences, tokens, messages and positions match the s
   const inputs = [
     'MKTVRQERLK', 'mktvrqerlk', 'MkTv', 'MKXBLUZAOGK', 'MKTVRQ<mask>RLKSIVRI<mask>ERS', 'mk<MASK>v<Mask>', '<cls>MK<eos>', 'MK<unk>',
     'MKTJVR', 'MK1', 'MK*', 'MK.', 'MK-', 'MKıV', 'MK😀V', '😀MK', 'MK<mas', 'MK<foo>V', 'MK<>V', 'MK>V', 'MK<<mask>', 'ÄMK', 'M',
+    // Several problems: every distinct one with its first position, ten at most, then how many more.
+    'MKT1VZ!Q', '1M1K!1', 'A<foo>C1<mas', 'j<x>J<y>j', '0123456789!@#$M', 'MK😀V😀*', '<a<b',
+    Array.from({ length: 1005 }, (_, i) => `<x${i}>`).join(''),
   ];
   for (const input of inputs) {
     const page = parseSequence(input);

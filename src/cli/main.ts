@@ -6,7 +6,7 @@ import { registerEmbed } from './embed.js';
 import { registerScore } from './score.js';
 import { registerPll } from './pll.js';
 import { registerPull } from './pull.js';
-import { serve } from '../server/serve.js';
+import { serve, wantsStack } from '../server/serve.js';
 
 // Compiled to dist/src/cli/main.js, three levels below the package root.
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -25,7 +25,12 @@ program
   .action(() => serve());
 
 program.parseAsync(process.argv).catch((err: unknown) => {
-  // Checkpoint and sequence errors are one-line messages meant for the user; no stack trace.
+  // Checkpoint, sequence, settings and start-up errors are one-line messages meant for the user;
+  // the stack trace (and its cause's) only at LOG_LEVEL=debug or trace.
   console.error(`esm2: ${err instanceof Error ? err.message : String(err)}`);
+  if (wantsStack() && err instanceof Error) {
+    console.error(err.stack);
+    if (err.cause instanceof Error) console.error(`caused by: ${err.cause.stack}`);
+  }
   process.exitCode = 1;
 });

@@ -17,16 +17,57 @@ export const STANDARD_AMINO_ACIDS: readonly string[] = [
 /** Letters accepted in a sequence: the standard 20 plus the ambiguity/rare codes X B U Z O. */
 export const ACCEPTED_RESIDUES: readonly string[] = [...STANDARD_AMINO_ACIDS, 'X', 'B', 'U', 'Z', 'O'];
 
-/** A sequence the tokenizer refuses; `position` is 1-based, counted in characters of the original input. */
+/** One thing the tokenizer refuses: `text` as shown in messages, at 1-based `position`. */
+export interface SequenceProblem {
+  /** 'character': not in the vocabulary; 'unclosed': a '<' with no '>' after it; 'special': an unknown <...> token. */
+  kind: 'character' | 'unclosed' | 'special';
+  text: string;
+  position: number;
+}
+
+/** How many distinct problems a message names before "and N more". */
+export const MAX_LISTED_PROBLEMS = 10;
+/** How many distinct problems are kept at most (a body of 10 MiB could hold a million distinct `<...>`). */
+export const MAX_TRACKED_PROBLEMS = 1000;
+
+/**
+ * The message for a refused sequence: one problem as "invalid character 'J' at position 4"; several
+ * as "invalid characters '1' at position 4, '!' at position 7", each distinct one with its first
+ * position, MAX_LISTED_PROBLEMS at most, then "and N more" ("N+" when `beyond`: more than
+ * MAX_TRACKED_PROBLEMS distinct ones, not all counted). The web page words them the same
+ * (src/server/ui/web/sequence.ts; test/ui-sequence.test.ts compares them).
+ */
+export function describeSequenceProblems(problems: readonly SequenceProblem[], beyond = false): string {
+  if (problems.length === 1 && !beyond) {
+    const [p] = problems;
+    if (p.kind === 'character') return `invalid character '${p.text}' at position ${p.position}`;
+    if (p.kind === 'unclosed') return `invalid character '<' (no closing '>') at position ${p.position}`;
+    return `unknown special token '${p.text}' at position ${p.position}`;
+  }
+  const listed = problems.slice(0, MAX_LISTED_PROBLEMS).map((p) => {
+    const note = p.kind === 'unclosed' ? " (no closing '>')" : p.kind === 'special' ? ' (unknown special token)' : '';
+    return `'${p.text}'${note} at position ${p.position}`;
+  });
+  const more = problems.length - listed.length;
+  return `invalid characters ${listed.join(', ')}${more > 0 || beyond ? `, and ${more}${beyond ? '+' : ''} more` : ''}`;
+}
+
+/**
+ * A sequence the tokenizer refuses: every distinct bad character (or <...> token) with its first
+ * position in `problems`; `character` and `position` are the first of them (position 1-based,
+ * counted in characters of the original input).
+ */
 export class SequenceError extends Error {
   readonly character: string;
   readonly position: number;
+  readonly problems: readonly SequenceProblem[];
 
-  constructor(message: string, character: string, position: number) {
+  constructor(message: string, character: string, position: number, problems: readonly SequenceProblem[] = []) {
     super(message);
     this.name = 'SequenceError';
     this.character = character;
     this.position = position;
+    this.problems = problems;
   }
 }
 
@@ -133,25 +174,39 @@ export class Tokenizer {
     // Iterate by code point so positions match what a user counts (an emoji is one character).
     const chars = Array.from(sequence);
     const out: number[] = [];
+    // Every distinct refused text, with its first position: the whole list in one answer.
+    const problems = new Map<string, SequenceProblem>();
+    let beyond = false;
+    const refuse = (kind: SequenceProblem['kind'], text: string, position: number) => {
+      if (problems.has(text)) return;
+      if (problems.size < MAX_TRACKED_PROBLEMS) problems.set(text, { kind, text, position });
+      else beyond = true;
+    };
+    // No '>' after the last one: a '<' past it is unclosed without a search (linear, however many '<').
+    const lastClose = chars.lastIndexOf('>');
     for (let i = 0; i < chars.length; i++) {
       const ch = chars[i];
       if (WHITESPACE.test(ch)) continue;
       if (ch === '<') {
-        const close = chars.indexOf('>', i + 1);
+        const close = i > lastClose ? -1 : chars.indexOf('>', i + 1);
         const text = close < 0 ? undefined : chars.slice(i, close + 1).join('');
         const id = text === undefined ? undefined : this.specialIds.get(text.toUpperCase());
-        if (id === undefined) {
-          const shown = text ?? '<';
-          const why = text === undefined ? "invalid character '<' (no closing '>')" : `unknown special token '${shown}'`;
-          throw new SequenceError(`${why} at position ${i + 1}`, shown, i + 1);
+        if (text === undefined) {
+          refuse('unclosed', '<', i + 1); // and the rest is read as residues
+          continue;
         }
-        out.push(id);
+        if (id === undefined) refuse('special', text, i + 1);
+        else out.push(id);
         i = close;
         continue;
       }
       const id = this.residueIds.get(ch);
-      if (id === undefined) throw new SequenceError(`invalid character '${ch}' at position ${i + 1}`, ch, i + 1);
-      out.push(id);
+      if (id === undefined) refuse('character', ch, i + 1);
+      else out.push(id);
+    }
+    if (problems.size > 0) {
+      const list = [...problems.values()];
+      throw new SequenceError(describeSequenceProblems(list, beyond), list[0].text, list[0].position, list);
     }
     if (out.length === 0) throw new SequenceError('empty sequence (no residues after removing whitespace)', '', 0);
     return out;

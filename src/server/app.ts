@@ -7,6 +7,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Settings } from './settings.js';
 import { registerErrorHandling } from './errors.js';
 import { installAccessControl } from './access.js';
+import { readBodiesAsJson } from './content-type.js';
 import { ServingRuntime, type EngineTestHooks } from './runtime.js';
 import { Metrics } from './metrics.js';
 import { serviceRoutes } from './routes/service.js';
@@ -59,6 +60,7 @@ export async function buildApp(settings: Settings, opts: { version: string; logg
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   installAccessControl(app, settings, OPEN_ROUTES);
+  readBodiesAsJson(app);
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     metrics.requests.inc({ route, status: String(reply.statusCode) });

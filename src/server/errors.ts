@@ -2,6 +2,7 @@
 // `{ detail, error }` (`detail` as the FastAPI service returned it); never a stack trace.
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { InputError } from '../tasks/errors.js';
+import { UNSUPPORTED_MEDIA_TYPE } from './content-type.js';
 
 export class ApiError extends Error {
   constructor(
@@ -49,7 +50,8 @@ export function toApiError(err: unknown): ApiError {
   const fastify = e?.code ? FASTIFY_CODES[e.code] : undefined;
   if (fastify) {
     // Fastify says "body/sequences must NOT have more than 64 items"; name the field plainly.
-    const message = e.code === 'FST_ERR_VALIDATION' ? e.message.replace(/^body\/?/, '').replace(/^ /, 'body ') : e.message;
+    const message =
+      e.code === 'FST_ERR_VALIDATION' ? e.message.replace(/^body\/?/, '').replace(/^ /, 'body ') : e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? UNSUPPORTED_MEDIA_TYPE : e.message;
     return new ApiError(fastify.status, fastify.code, message);
   }
   if (typeof e?.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) return new ApiError(e.statusCode, 'bad_request', e.message);

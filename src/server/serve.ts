@@ -1,35 +1,58 @@
 // `npm start` / `esm2 serve`: listen first (probes answer "initializing"), then load the model;
 // SIGTERM/SIGINT drain: readiness turns 503, accepted work finishes, the process exits 0 (1 when
-// SHUTDOWN_TIMEOUT_MS passes first; 130/143 on a second signal).
+// SHUTDOWN_TIMEOUT_MS passes first; 130/143 on a second signal, see signals.ts). A start that fails
+// says why in one line (the stack only at LOG_LEVEL=debug or trace) and exits 1.
 import { readFileSync } from 'node:fs';
 import { buildApp } from './app.js';
-import { loadSettings } from './settings.js';
+import { loadSettings, type Settings } from './settings.js';
 import { shuttingDown } from './errors.js';
+import { onStopSignals } from './signals.js';
 
 /** After SHUTDOWN_TIMEOUT_MS, how long the 503 answers get to leave before the exit. */
 const FORCED_EXIT_GRACE_MS = 1000;
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
+/** Whether a failed start should show its stack trace too (LOG_LEVEL debug or trace, however it is spelled). */
+export function wantsStack(env: NodeJS.ProcessEnv = process.env): boolean {
+  return /^\s*(debug|trace)\s*$/i.test(env.LOG_LEVEL ?? '');
+}
+
+/** Why HOST:PORT could not be listened on, and which setting to change; `cause` is Node's error. */
+export function listenError(settings: Pick<Settings, 'host' | 'port'>, cause: unknown): Error {
+  const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+  const where = `cannot listen on ${settings.host}:${settings.port}`;
+  const why =
+    code === 'EADDRINUSE'
+      ? 'the address is in use; set PORT (or HOST) to pick another'
+      : code === 'EACCES'
+        ? 'permission denied (ports below 1024 need privileges); set PORT to pick another'
+        : code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND'
+          ? 'no such address on this machine; set HOST to one of its addresses (0.0.0.0: all of them)'
+          : cause instanceof Error
+            ? cause.message
+            : String(cause);
+  return new Error(`${where}: ${why}`, { cause });
+}
+
 export async function serve(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const settings = loadSettings(env);
   const { app, runtime } = await buildApp(settings, { version: pkg.version });
-  await app.listen({ host: settings.host, port: settings.port });
+  try {
+    await app.listen({ host: settings.host, port: settings.port });
+  } catch (err) {
+    await app.close();
+    throw listenError(settings, err); // printed as one line by the command line (cli/main.ts)
+  }
 
   // The first SIGTERM/SIGINT drains; the drain may take SHUTDOWN_TIMEOUT_MS. Past it, every request
   // still waiting is answered 503 (shutting_down), the replies get up to a second to go out, and the
-  // process exits with code 1. A second signal exits at once: 130 (SIGINT) or 143 (SIGTERM), i.e.
-  // 128 + its number, as a shell reports death by that signal. Forced exits kill the replicas first.
-  let stopping = false;
+  // process exits with code 1. A second signal exits at once: 130 (SIGINT) or 143 (SIGTERM). Forced
+  // exits kill the replicas first. A repeat of the first signal within SAME_SIGNAL_WINDOW_MS (npm's
+  // forwarded copy of a signal to the process group) is the same signal.
   let closing: Promise<void> = Promise.resolve();
   let timedOut = false;
-  const stop = async (signal: NodeJS.Signals) => {
-    if (stopping) {
-      app.log.warn({ signal }, 'second signal: exiting without waiting for accepted work');
-      runtime.killReplicas();
-      process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
-    }
-    stopping = true;
+  const drain = async (signal: NodeJS.Signals) => {
     app.log.info({ signal, timeoutMs: settings.shutdownTimeoutMs }, 'draining before exit');
     setTimeout(() => {
       timedOut = true;
@@ -50,13 +73,21 @@ export async function serve(env: NodeJS.ProcessEnv = process.env): Promise<void>
     app.log.info('stopped');
     process.exit(timedOut ? 1 : 0);
   };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
+  onStopSignals({
+    drain: (signal) => void drain(signal),
+    repeated: (signal, afterMs) => app.log.info({ signal, afterMs: Math.round(afterMs) }, 'the same signal again (forwarded by a parent such as npm): still draining'),
+    exitNow: (signal, code) => {
+      app.log.warn({ signal }, 'second signal: exiting without waiting for accepted work');
+      runtime.killReplicas();
+      process.exit(code);
+    },
+  });
 
   try {
     await runtime.start();
   } catch (err) {
-    app.log.fatal({ err }, `cannot serve: ${err instanceof Error ? err.message : String(err)}`);
+    // One line at the default level; the stack only when asked for.
+    app.log.fatal(wantsStack(env) ? { err } : {}, `cannot serve: ${err instanceof Error ? err.message : String(err)}`);
     await app.close();
     process.exit(1);
   }

@@ -1,5 +1,6 @@
-// Request sequences → token rows, with every problem named: which field, which character, where;
-// and what to do with sequences longer than ESM-2's trained length (`truncation`).
+// Request sequences → token rows, with every problem named: which field, which characters, where (a
+// FASTA record sent as a sequence is said to be one); and what to do with sequences longer than
+// ESM-2's trained length (`truncation`).
 import { SequenceError, type Tokenizer } from '../model/tokenizer.js';
 import { InputError } from './errors.js';
 
@@ -19,8 +20,29 @@ export interface EncodedSequence {
   truncated: boolean;
 }
 
+/** Header lines are shown up to this many characters in the message. */
+const SHOWN_HEADER_CHARS = 40;
+
+/**
+ * The header line of a FASTA record sent as a sequence (a line starting with '>', leading blanks
+ * aside), else undefined. Residues split over several lines are fine: whitespace is ignored.
+ */
+export function fastaHeaderIn(sequence: string): string | undefined {
+  const header = /(?:^|\n)[^\S\n]*(>[^\n]*)/.exec(sequence)?.[1].trimEnd();
+  if (header === undefined) return undefined;
+  const chars = Array.from(header);
+  return chars.length > SHOWN_HEADER_CHARS ? `${chars.slice(0, SHOWN_HEADER_CHARS).join('').trimEnd()}…` : header;
+}
+
 export function encodeSequence(tokenizer: Tokenizer, sequence: string, field: string, maxLength: number, truncation: Truncation = 'error'): EncodedSequence {
   if (sequence.trim().length === 0) throw new InputError(field, 'must not be empty (no residues given)');
+  const header = fastaHeaderIn(sequence);
+  if (header !== undefined) {
+    throw new InputError(
+      field,
+      `this looks like a FASTA record (header line '${header}'); send the residues only, without the header line (the command line reads FASTA files: esm2 embed --input records.fasta)`,
+    );
+  }
   let tokens: Int32Array;
   try {
     tokens = tokenizer.encode(sequence);

@@ -51,9 +51,22 @@ export interface CliServer {
  * those of GC_ON_SIGNAL).
  */
 export async function startCliServer(t: TestContext, env: Record<string, string> = {}, readyWithinMs = 30_000, nodeOptions: string[] = []): Promise<CliServer> {
+  return launch(t, process.execPath, [...nodeOptions, join(repoRoot, 'bin', 'esm2.js'), 'serve'], env, readyWithinMs, false);
+}
+
+/**
+ * `npm start` (package.json's start script) in the repository, as a terminal or systemd runs it: in
+ * its own process group, whose id is `child.pid` (signal all of it with `process.kill(-pid, sig)`).
+ * The whole group is SIGKILLed after the test if still running.
+ */
+export async function startNpmStart(t: TestContext, env: Record<string, string> = {}, readyWithinMs = 60_000): Promise<CliServer> {
+  return launch(t, 'npm', ['start', '--silent'], env, readyWithinMs, true);
+}
+
+async function launch(t: TestContext, command: string, args: string[], env: Record<string, string>, readyWithinMs: number, group: boolean): Promise<CliServer> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn(process.execPath, [...nodeOptions, join(repoRoot, 'bin', 'esm2.js'), 'serve'], {
+  const child = spawn(command, args, {
     cwd: repoRoot,
     env: {
       ...process.env,
@@ -66,13 +79,20 @@ export async function startCliServer(t: TestContext, env: Record<string, string>
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: group,
   }) as unknown as ChildProcessWithoutNullStreams;
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
   t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    if (group) {
+      try {
+        process.kill(-child.pid!, 'SIGKILL'); // what is left of the group, the leader's exit notwithstanding
+      } catch {
+        // no process left in it
+      }
+    } else if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
   for (const deadline = Date.now() + readyWithinMs; ; ) {
     if (child.exitCode !== null) assert.fail(`the server exited with ${child.exitCode} before it was ready:\n${output}`);

@@ -1,7 +1,8 @@
 // The sequence box: a bare sequence or one FASTA record, checked as the user types with the rules
 // of the server's tokenizer (src/model/tokenizer.ts): the 20 standard amino acids and X B U Z O,
 // either case; <...> special tokens of the vocabulary (<mask>, …), either case; whitespace ignored;
-// positions 1-based, counted in characters (code points) of the sequence sent. The page sends the
+// positions 1-based, counted in characters (code points) of the sequence sent; every distinct bad
+// character named with its first position, in the server's words. The page sends the
 // sequence with the FASTA header and all whitespace removed, so a position is also the residue
 // number for a plain sequence. This module touches no DOM (the tests run it in Node too).
 
@@ -29,9 +30,9 @@ export interface ParsedSequence {
 }
 
 export interface SequenceProblem {
-  /** The server's wording, e.g. "invalid character 'J' at position 4". */
+  /** The server's wording, e.g. "invalid character 'J' at position 4", or every distinct one: "invalid characters '1' at position 4, '!' at position 7". */
   message: string;
-  /** The offending text ('' when the problem is not one character). */
+  /** The (first) offending text ('' when the problem is not one character). */
   character: string;
   /** 1-based position in the sequence sent (0 when not about one character). */
   position: number;
@@ -44,6 +45,34 @@ export interface SequenceProblem {
 }
 
 export type ParseResult = { ok: true; value: ParsedSequence } | { ok: false; problem: SequenceProblem } | { ok: false; empty: true };
+
+/** Distinct problems named in a message, and kept at most: as the server's tokenizer (src/model/tokenizer.ts). */
+const MAX_LISTED_PROBLEMS = 10;
+const MAX_TRACKED_PROBLEMS = 1000;
+
+interface Refused {
+  kind: 'character' | 'unclosed' | 'special';
+  text: string;
+  position: number;
+  start: number;
+  end: number;
+}
+
+/** The server's message for these problems (describeSequenceProblems in src/model/tokenizer.ts, word for word). */
+function describe(problems: readonly Refused[], beyond: boolean): string {
+  if (problems.length === 1 && !beyond) {
+    const [p] = problems;
+    if (p.kind === 'character') return `invalid character '${p.text}' at position ${p.position}`;
+    if (p.kind === 'unclosed') return `invalid character '<' (no closing '>') at position ${p.position}`;
+    return `unknown special token '${p.text}' at position ${p.position}`;
+  }
+  const listed = problems.slice(0, MAX_LISTED_PROBLEMS).map((p) => {
+    const note = p.kind === 'unclosed' ? " (no closing '>')" : p.kind === 'special' ? ' (unknown special token)' : '';
+    return `'${p.text}'${note} at position ${p.position}`;
+  });
+  const more = problems.length - listed.length;
+  return `invalid characters ${listed.join(', ')}${more > 0 || beyond ? `, and ${more}${beyond ? '+' : ''} more` : ''}`;
+}
 
 /** The sequence's characters (code points) with their UTF-16 offsets in the raw text. */
 interface Located {
@@ -92,26 +121,39 @@ export function parseSequence(raw: string, vocab: readonly string[] = ESM2_VOCAB
   const chars = body.filter((c) => !WHITESPACE.test(c.char));
   if (chars.length === 0) return { ok: false, empty: true };
   const tokens: string[] = [];
+  const problems = new Map<string, Refused>();
+  let beyond = false;
+  const refuse = (kind: Refused['kind'], text: string, i: number, end: number) => {
+    if (problems.has(text)) return;
+    if (problems.size < MAX_TRACKED_PROBLEMS) problems.set(text, { kind, text, position: i + 1, start: chars[i].offset, end });
+    else beyond = true;
+  };
+  let lastClose = -1;
+  for (let k = chars.length - 1; k >= 0 && lastClose < 0; k--) if (chars[k].char === '>') lastClose = k;
   for (let i = 0; i < chars.length; i++) {
     const ch = chars[i].char;
     if (ch === '<') {
-      const close = chars.findIndex((c, k) => k > i && c.char === '>');
-      const text = close < 0 ? undefined : chars.slice(i, close + 1).map((c) => c.char).join('');
-      const token = text === undefined ? undefined : specials.get(text.toUpperCase());
-      if (token === undefined) {
-        const shown = text ?? '<';
-        const why = text === undefined ? "invalid character '<' (no closing '>')" : `unknown special token '${shown}'`;
-        const end = close < 0 ? chars[i].offset + 1 : chars[close].offset + 1;
-        return problemAt(`${why} at position ${i + 1}`, shown, i + 1, chars[i].offset, end);
+      let close = i > lastClose ? -1 : i + 1;
+      while (close > 0 && chars[close].char !== '>') close++;
+      if (close < 0) {
+        refuse('unclosed', '<', i, chars[i].offset + 1);
+        continue;
       }
-      tokens.push(token);
+      const text = chars.slice(i, close + 1).map((c) => c.char).join('');
+      const token = specials.get(text.toUpperCase());
+      if (token === undefined) refuse('special', text, i, chars[close].offset + 1);
+      else tokens.push(token);
       i = close;
       continue;
     }
     // Lower case is accepted for ASCII letters only, as the server does ('ı' is not 'I').
     const upper = /^[a-z]$/.test(ch) ? ch.toUpperCase() : ch;
-    if (!residues.has(upper)) return problemAt(`invalid character '${ch}' at position ${i + 1}`, ch, i + 1, chars[i].offset, chars[i].offset + ch.length);
-    tokens.push(upper);
+    if (residues.has(upper)) tokens.push(upper);
+    else refuse('character', ch, i, chars[i].offset + ch.length);
+  }
+  if (problems.size > 0) {
+    const list = [...problems.values()];
+    return problemAt(describe(list, beyond), list[0].text, list[0].position, list[0].start, list[0].end);
   }
   return { ok: true, value: { ...(name === undefined ? {} : { name }), sequence: chars.map((c) => c.char).join(''), tokens } };
 }
