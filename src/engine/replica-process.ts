@@ -133,6 +133,11 @@ process.on('message', (message: ParentMessage) => {
   }
 });
 
+// A signal to the whole process group (systemd, `docker stop` of a shell, Ctrl-C, `kill -TERM -pgid`)
+// reaches replicas too: they ignore it and finish their batch; the server drains and tells them to
+// close ('close' above), or kills them (SIGKILL) when it cannot wait.
+for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => undefined);
+
 // The parent is gone: nothing left to serve, and an orphan would hold the device.
 process.on('disconnect', () => {
   if (lastResultFile) removeQuietlySync(lastResultFile);
