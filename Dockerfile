@@ -4,7 +4,7 @@
 #   docker run -p 8000:8000 -v esm2-data:/data esm2-serve:cpu
 # The CUDA image is Dockerfile.cuda. docs/deployment.md has the details.
 
-ARG NODE_IMAGE=node:20-bookworm-slim
+ARG NODE_IMAGE=node:24-bookworm-slim
 
 # ---- build: all dependencies, TypeScript compiled, then dev dependencies pruned ----
 FROM ${NODE_IMAGE} AS build

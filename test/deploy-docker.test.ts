@@ -252,22 +252,39 @@ for (const file of DOCKERFILES) {
   });
 }
 
-test('Dockerfile: the CPU image — Node 20 slim, onnxruntime-node without downloads', () => {
-  const dockerfile = parseDockerfile('Dockerfile');
-  const runtime = dockerfile.stages.at(-1)!;
-  assert.match(runtime.from, /^node:20-[\w-]*slim$/);
-  assert.equal(envOf(dockerfile.stages.find((s) => s.name === 'build')!).ONNXRUNTIME_NODE_INSTALL, 'skip');
-  assert.ok(pkg.engines.node.includes('20') && pkg.devDependencies['@types/node'].startsWith('^20'), 'package.json targets Node 20 like the image');
+/** The Node major the project targets: the lowest one package.json's engines admits (">=24"). */
+const NODE_MAJOR = Number(/^>=\s*(\d+)(\.\d+)*$/.exec(pkg.engines.node)?.[1]);
+
+test('one Node major everywhere: engines, @types/node, both images, the CI workflow and .ci/run', () => {
+  assert.ok(NODE_MAJOR >= 22, `engines.node "${pkg.engines.node}" is ">=N" with N a Node line in support`);
+  assert.ok(pkg.devDependencies['@types/node'].startsWith(`^${NODE_MAJOR}.`), `@types/node ${pkg.devDependencies['@types/node']} is the ${NODE_MAJOR}.x line, so the code cannot use newer APIs`);
+  for (const file of DOCKERFILES) {
+    const nodeImages = parseDockerfile(file).stages.map((s) => s.from).filter((from) => from.startsWith('node:'));
+    assert.ok(nodeImages.length > 0, `${file}: Node comes from an official node image`);
+    for (const image of nodeImages) assert.match(image, new RegExp(`^node:${NODE_MAJOR}-`), `${file}: ${image}`);
+  }
+  const workflow = readFileSync(path.join(repoRoot, '.github', 'workflows', 'ci.yml'), 'utf8');
+  assert.deepEqual([...workflow.matchAll(/node-version:\s*(\S+)/g)].map((m) => m[1]), [String(NODE_MAJOR)], 'the workflow sets up that Node');
+  const ciRun = readFileSync(path.join(repoRoot, '.ci', 'run'), 'utf8');
+  assert.match(ciRun, new RegExp(`^NODE_VERSION=${NODE_MAJOR}\\.\\d+\\.\\d+$`, 'm'), '.ci/run installs that Node when the machine has an older one');
+  assert.ok(Number(process.versions.node.split('.')[0]) >= NODE_MAJOR, `the tests themselves run on Node ${process.versions.node}, older than engines admits`);
 });
 
-test('Dockerfile.cuda: CUDA 12 + cuDNN runtime base, Node 20, the CUDA execution provider installed, DEVICES=auto', () => {
+test('Dockerfile: the CPU image — Node slim, onnxruntime-node without downloads', () => {
+  const dockerfile = parseDockerfile('Dockerfile');
+  const runtime = dockerfile.stages.at(-1)!;
+  assert.match(runtime.from, new RegExp(`^node:${NODE_MAJOR}-[\\w-]*slim$`));
+  assert.equal(envOf(dockerfile.stages.find((s) => s.name === 'build')!).ONNXRUNTIME_NODE_INSTALL, 'skip');
+});
+
+test('Dockerfile.cuda: CUDA 12 + cuDNN runtime base, the node binary of the Node image, the CUDA execution provider installed, DEVICES=auto', () => {
   const dockerfile = parseDockerfile('Dockerfile.cuda');
   const runtime = dockerfile.stages.at(-1)!;
   const build = dockerfile.stages.find((s) => s.name === 'build')!;
   assert.match(runtime.from, /^nvidia\/cuda:12\.\d+\.\d+-cudnn-runtime-ubuntu\d+\.\d+$/, 'an NVIDIA CUDA 12 image with cuDNN (9 in CUDA ≥ 12.4 tags)');
-  assert.match(dockerfile.stages.find((s) => s.name === 'nodejs')!.from, /^node:20-/);
+  assert.match(dockerfile.stages.find((s) => s.name === 'nodejs')!.from, new RegExp(`^node:${NODE_MAJOR}-`));
   const nodeCopy = runtime.instructions.find((i) => i.keyword === 'COPY' && copyArgs(i).flags.from === 'nodejs');
-  assert.deepEqual(nodeCopy && copyArgs(nodeCopy).sources, ['/usr/local/bin/node'], 'the node binary comes from the Node 20 image');
+  assert.deepEqual(nodeCopy && copyArgs(nodeCopy).sources, ['/usr/local/bin/node'], 'the node binary comes from the Node image');
 
   // onnxruntime-node's installer, as this version of the package has it, and a manifest "cuda12" for linux/x64.
   const install = envOf(build).ONNXRUNTIME_NODE_INSTALL;
@@ -378,7 +395,7 @@ test('CI workflow: on pushes and pull requests, npm ci, lint, typecheck, tests, 
   const testCommand = pkg.scripts.test.split('&&').at(-1)!.trim();
   assert.ok(runs.split('\n').some((line) => line.trim() === testCommand), `the tests run as package.json runs them: ${testCommand}`);
   const node = steps.find((s) => s.uses?.startsWith('actions/setup-node'));
-  assert.equal(String(node?.with?.['node-version']), '20');
+  assert.equal(String(node?.with?.['node-version']), String(NODE_MAJOR));
   const built = Object.values(workflow.jobs).flatMap((j) => j.strategy?.matrix.include ?? []).map((m) => m.dockerfile);
   assert.deepEqual(built.sort(), [...DOCKERFILES].sort(), 'both Dockerfiles are built');
   for (const file of built) assert.ok(existsSync(path.join(repoRoot, file)), file);
