@@ -9,11 +9,13 @@ ARG NODE_IMAGE=node:24-bookworm-slim
 # ---- build: all dependencies, TypeScript compiled, then dev dependencies pruned ----
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
-# onnxruntime-node's CPU binaries ship inside the npm package; nothing to download (see .npmrc).
+# onnxruntime-node's CPU binaries ship inside the npm package; nothing to download. Its install
+# script (which fetches the CUDA provider from NuGet) is denied in package.json "allowScripts";
+# the variable keeps it a no-op even for an npm that does not read that field.
 ENV ONNXRUNTIME_NODE_INSTALL=skip
-COPY package.json package-lock.json .npmrc ./
-# Install scripts are skipped: the only one that matters, onnxruntime-node's, installs nothing on CPU,
-# and the project's own "prepare" (the build) needs the sources, copied next.
+COPY package.json package-lock.json ./
+# No install scripts at all here: the dependencies' are not needed on CPU, and the project's own
+# "prepare" (the build) needs the sources, copied next.
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json ./
 COPY bin ./bin

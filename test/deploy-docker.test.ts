@@ -23,7 +23,8 @@ const pkg = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')
   scripts: Record<string, string>;
   dependencies: Record<string, string>;
   devDependencies: Record<string, string>;
-  engines: { node: string };
+  engines: { node: string; npm?: string };
+  allowScripts?: Record<string, boolean>;
 };
 const tsconfig = JSON.parse(readFileSync(path.join(repoRoot, 'tsconfig.json'), 'utf8')) as { compilerOptions: { outDir: string } };
 
@@ -198,7 +199,7 @@ for (const file of DOCKERFILES) {
     assert.ok(build, `${file}: a build stage`);
     const runs = build.instructions.filter((i) => i.keyword === 'RUN').map((i) => i.args);
     const copied = build.instructions.filter((i) => i.keyword === 'COPY' && copyArgs(i).flags.from === undefined).flatMap((i) => copyArgs(i).sources.map((s) => s.replace(/^\.\//, '')));
-    for (const needed of ['package.json', 'package-lock.json', '.npmrc', 'tsconfig.json', 'src', 'bin']) assert.ok(copied.includes(needed), `${file}: the build stage copies ${needed}`);
+    for (const needed of ['package.json', 'package-lock.json', 'tsconfig.json', 'src', 'bin']) assert.ok(copied.includes(needed), `${file}: the build stage copies ${needed}`);
     assert.ok(runs.some((r) => /\bnpm ci\b/.test(r)), `${file}: npm ci (exactly the lockfile)`);
     assert.ok(runs.some((r) => /\bnpm run build\b/.test(r)) && pkg.scripts.build, `${file}: npm run build (package.json: ${pkg.scripts.build})`);
     assert.ok(runs.some((r) => /\bnpm prune --omit=dev\b/.test(r)), `${file}: dev dependencies pruned before the copy to the image`);
@@ -277,6 +278,24 @@ test('Dockerfile: the CPU image — Node slim, onnxruntime-node without download
   assert.equal(envOf(dockerfile.stages.find((s) => s.name === 'build')!).ONNXRUNTIME_NODE_INSTALL, 'skip');
 });
 
+test('install scripts: every dependency that has one is decided in package.json allowScripts, onnxruntime-node denied', () => {
+  // npm ≥ 11.16 reads allowScripts: a dependency's install script not listed there runs with a warning
+  // on every `npm ci` (npm 12 blocks it); one denied (false) is skipped silently.
+  const lock = JSON.parse(readFileSync(path.join(repoRoot, 'package-lock.json'), 'utf8')) as { packages: Record<string, { hasInstallScript?: boolean }> };
+  const allow = pkg.allowScripts ?? {};
+  const withScripts = Object.entries(lock.packages)
+    .filter(([where, entry]) => where !== '' && entry.hasInstallScript)
+    .map(([where]) => where.slice(where.lastIndexOf('node_modules/') + 'node_modules/'.length));
+  assert.ok(withScripts.includes('onnxruntime-node'), 'the lockfile knows onnxruntime-node has an install script');
+  assert.deepEqual(withScripts.filter((name) => !Object.keys(allow).some((key) => key === name || key.startsWith(`${name}@`))), [], 'dependencies with install scripts missing from allowScripts');
+  // Its postinstall downloads the CUDA provider from NuGet on linux/x64 unless told to skip: CPU hosts
+  // (and CI, offline) must not run it; GPU hosts run it themselves (README "GPU hosts").
+  assert.equal(allow['onnxruntime-node'], false, 'onnxruntime-node\'s install script is denied');
+  const npmMinimum = /^>=\s*(\d+)\.(\d+)/.exec(pkg.engines.npm ?? '');
+  assert.ok(npmMinimum && (Number(npmMinimum[1]) > 11 || (Number(npmMinimum[1]) === 11 && Number(npmMinimum[2]) >= 16)), 'engines.npm asks for ≥ 11.16, the first npm that reads allowScripts');
+  assert.ok(!existsSync(path.join(repoRoot, '.npmrc')) || !/onnxruntime-node-install/.test(readFileSync(path.join(repoRoot, '.npmrc'), 'utf8')), 'no onnxruntime-node-install in .npmrc (npm warns "Unknown project config" on every command)');
+});
+
 test('Dockerfile.cuda: CUDA 12 + cuDNN runtime base, the node binary of the Node image, the CUDA execution provider installed, DEVICES=auto', () => {
   const dockerfile = parseDockerfile('Dockerfile.cuda');
   const runtime = dockerfile.stages.at(-1)!;
@@ -286,15 +305,16 @@ test('Dockerfile.cuda: CUDA 12 + cuDNN runtime base, the node binary of the Node
   const nodeCopy = runtime.instructions.find((i) => i.keyword === 'COPY' && copyArgs(i).flags.from === 'nodejs');
   assert.deepEqual(nodeCopy && copyArgs(nodeCopy).sources, ['/usr/local/bin/node'], 'the node binary comes from the Node image');
 
-  // onnxruntime-node's installer, as this version of the package has it, and a manifest "cuda12" for linux/x64.
-  const install = envOf(build).ONNXRUNTIME_NODE_INSTALL;
+  // onnxruntime-node's installer, run directly (npm is denied it by allowScripts), as this version of
+  // the package has it, with a manifest "cuda12" for linux/x64.
+  const runs = build.instructions.filter((i) => i.keyword === 'RUN').map((i) => i.args).join('\n');
+  const [, script, install] = /node (node_modules\/onnxruntime-node\/script\/install\.js) --onnxruntime-node-install=(\S+)/.exec(runs) ?? [];
+  assert.ok(script && existsSync(path.join(repoRoot, script)), 'the build runs onnxruntime-node/script/install.js, which exists');
   assert.equal(install, 'cuda12');
+  assert.ok(!('ONNXRUNTIME_NODE_INSTALL' in envOf(build)), 'no ONNXRUNTIME_NODE_INSTALL in the environment: the script reads it before its --onnxruntime-node-install flag');
   const ortDir = path.dirname(createRequire(import.meta.url).resolve('onnxruntime-node/package.json'));
   const metadata = createRequire(import.meta.url)(path.join(ortDir, 'script', 'install-metadata.js')) as { requirements: Record<string, string[]> };
   assert.ok(metadata.requirements['linux/x64'].includes(install), `onnxruntime-node ${install} is a manifest for linux/x64`);
-  const runs = build.instructions.filter((i) => i.keyword === 'RUN').map((i) => i.args).join('\n');
-  const script = /node (node_modules\/onnxruntime-node\/script\/install\.js)/.exec(runs)?.[1];
-  assert.ok(script && existsSync(path.join(repoRoot, script)), 'the build runs onnxruntime-node/script/install.js, which exists');
   assert.match(runs, /test -f node_modules\/onnxruntime-node\/bin\/napi-v6\/linux\/x64\/libonnxruntime_providers_cuda\.so/, 'the build fails if the CUDA provider did not arrive');
   assert.ok(existsSync(path.join(ortDir, 'bin', 'napi-v6', 'linux', 'x64')), "the provider's folder is the package's linux/x64 binaries folder");
 
@@ -378,7 +398,7 @@ test('the image needs only production dependencies: compiled code imports nothin
 test('.dockerignore keeps dependencies, build output, VCS data and scratch out of the context', () => {
   const ignored = dockerignore();
   for (const p of ['node_modules', 'node_modules/fastify/package.json', 'dist/src/cli/main.js', '.git/HEAD', 'scratch/x', 'test/deploy-docker.test.ts', 'app.tsbuildinfo']) assert.ok(ignored(p), `${p} is excluded`);
-  for (const p of ['package.json', 'package-lock.json', '.npmrc', 'tsconfig.json', 'src/cli/main.ts', 'bin/esm2.js']) assert.ok(!ignored(p), `${p} is in the context`);
+  for (const p of ['package.json', 'package-lock.json', 'tsconfig.json', 'src/cli/main.ts', 'bin/esm2.js']) assert.ok(!ignored(p), `${p} is in the context`);
 });
 
 test('CI workflow: on pushes and pull requests, npm ci, lint, typecheck, tests, and both images built', () => {
