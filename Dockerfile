@@ -25,7 +25,10 @@ RUN npm run build \
 
 # ---- runtime: production dependencies and compiled JavaScript, run as a non-root user ----
 FROM ${NODE_IMAGE} AS runtime
+# ALLOW_DEMO_MODEL=false: a container that cannot get its model fails to start rather than serving the
+# random-weight demo checkpoint (docker run -e ALLOW_DEMO_MODEL=true … to try the image offline).
 ENV NODE_ENV=production \
+    ALLOW_DEMO_MODEL=false \
     HF_HOME=/data/hf \
     ESM2_COMPILE_CACHE=/data/esm2/compiled \
     ESM2_DEMO_CACHE=/data/esm2/demo

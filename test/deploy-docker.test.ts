@@ -237,6 +237,7 @@ for (const file of DOCKERFILES) {
       assert.ok(volumes.some((v) => env[variable] === v || env[variable].startsWith(`${v.replace(/\/$/, '')}/`)), `${file}: ${variable}=${env[variable]} lies on a VOLUME (${volumes.join(', ')})`);
     }
     assert.doesNotThrow(() => loadSettings(env), `${file}: the server accepts the image's settings`);
+    assert.equal(loadSettings(env).allowDemoModel, false, `${file}: ENV ALLOW_DEMO_MODEL=false — an image never serves the random-weight demo unless told to`);
 
     const healthcheck = last(runtime, 'HEALTHCHECK');
     assert.ok(healthcheck, `${file}: HEALTHCHECK`);
@@ -321,6 +322,7 @@ test('Dockerfile.cuda: CUDA 12 + cuDNN runtime base, the node binary of the Node
   const env = envOf(runtime);
   assert.equal(env.DEVICES, 'auto');
   assert.equal(loadSettings(env).devices, 'auto');
+  assert.equal(loadSettings(env).allowCpuFallback, false, 'ENV ALLOW_CPU_FALLBACK=false: a GPU image does not quietly run on CPU');
 });
 
 test('the image layout starts the server with the image command, and the health check passes on it', async (t) => {
@@ -420,4 +422,21 @@ test('CI workflow: on pushes and pull requests, npm ci, lint, typecheck, tests, 
   assert.deepEqual(built.sort(), [...DOCKERFILES].sort(), 'both Dockerfiles are built');
   for (const file of built) assert.ok(existsSync(path.join(repoRoot, file)), file);
   assert.ok(steps.some((s) => s.uses?.startsWith('docker/build-push-action')), 'images built with buildx');
+
+  // The repository alone: the golden fixture is in it, so nothing else is checked out beside it.
+  const text = readFileSync(path.join(repoRoot, '.github', 'workflows', 'ci.yml'), 'utf8');
+  for (const step of steps.filter((s) => s.uses?.startsWith('actions/checkout'))) {
+    assert.deepEqual(Object.keys(step.with ?? {}).filter((k) => k === 'repository' || k === 'path'), [], 'the repository checked out at the workspace root, and no other');
+  }
+  assert.doesNotMatch(text, /\.\.\/shared|GOLDEN_FIXTURE_REPOSITORY|working-directory/, 'nothing outside the checkout');
+
+  // The smoke test runs the CPU image offline: with nothing cached the only model is the demo, which
+  // the image refuses (ALLOW_DEMO_MODEL=false) unless the run allows it or mounts a model.
+  const imageEnv = envOf(parseDockerfile('Dockerfile').stages.at(-1)!);
+  const dockerRuns = runs.split('\n').filter((line) => /\bdocker run\b.*esm2-serve:cpu/.test(line));
+  assert.ok(dockerRuns.length > 0, 'the CPU image is started');
+  for (const line of dockerRuns) {
+    const offline = /-e HF_HUB_OFFLINE=1\b/.test(line) && !/-e MODEL_NAME=|-v /.test(line);
+    if (offline && imageEnv.ALLOW_DEMO_MODEL === 'false') assert.match(line, /-e ALLOW_DEMO_MODEL=true\b/, `offline with no model, the demo must be allowed explicitly: ${line.trim()}`);
+  }
 });
