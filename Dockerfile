@@ -4,16 +4,18 @@
 #   docker run -p 8000:8000 -v esm2-data:/data esm2-serve:cpu
 # The CUDA image is Dockerfile.cuda. docs/deployment.md has the details.
 
-ARG NODE_IMAGE=node:20-bookworm-slim
+ARG NODE_IMAGE=node:24-bookworm-slim
 
 # ---- build: all dependencies, TypeScript compiled, then dev dependencies pruned ----
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
-# onnxruntime-node's CPU binaries ship inside the npm package; nothing to download (see .npmrc).
+# onnxruntime-node's CPU binaries ship inside the npm package; nothing to download. Its install
+# script (which fetches the CUDA provider from NuGet) is denied in package.json "allowScripts";
+# the variable keeps it a no-op even for an npm that does not read that field.
 ENV ONNXRUNTIME_NODE_INSTALL=skip
-COPY package.json package-lock.json .npmrc ./
-# Install scripts are skipped: the only one that matters, onnxruntime-node's, installs nothing on CPU,
-# and the project's own "prepare" (the build) needs the sources, copied next.
+COPY package.json package-lock.json ./
+# No install scripts at all here: the dependencies' are not needed on CPU, and the project's own
+# "prepare" (the build) needs the sources, copied next.
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json ./
 COPY bin ./bin
@@ -23,7 +25,10 @@ RUN npm run build \
 
 # ---- runtime: production dependencies and compiled JavaScript, run as a non-root user ----
 FROM ${NODE_IMAGE} AS runtime
+# ALLOW_DEMO_MODEL=false: a container that cannot get its model fails to start rather than serving the
+# random-weight demo checkpoint (docker run -e ALLOW_DEMO_MODEL=true … to try the image offline).
 ENV NODE_ENV=production \
+    ALLOW_DEMO_MODEL=false \
     HF_HOME=/data/hf \
     ESM2_COMPILE_CACHE=/data/esm2/compiled \
     ESM2_DEMO_CACHE=/data/esm2/demo

@@ -23,7 +23,8 @@ const pkg = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')
   scripts: Record<string, string>;
   dependencies: Record<string, string>;
   devDependencies: Record<string, string>;
-  engines: { node: string };
+  engines: { node: string; npm?: string };
+  allowScripts?: Record<string, boolean>;
 };
 const tsconfig = JSON.parse(readFileSync(path.join(repoRoot, 'tsconfig.json'), 'utf8')) as { compilerOptions: { outDir: string } };
 
@@ -198,7 +199,7 @@ for (const file of DOCKERFILES) {
     assert.ok(build, `${file}: a build stage`);
     const runs = build.instructions.filter((i) => i.keyword === 'RUN').map((i) => i.args);
     const copied = build.instructions.filter((i) => i.keyword === 'COPY' && copyArgs(i).flags.from === undefined).flatMap((i) => copyArgs(i).sources.map((s) => s.replace(/^\.\//, '')));
-    for (const needed of ['package.json', 'package-lock.json', '.npmrc', 'tsconfig.json', 'src', 'bin']) assert.ok(copied.includes(needed), `${file}: the build stage copies ${needed}`);
+    for (const needed of ['package.json', 'package-lock.json', 'tsconfig.json', 'src', 'bin']) assert.ok(copied.includes(needed), `${file}: the build stage copies ${needed}`);
     assert.ok(runs.some((r) => /\bnpm ci\b/.test(r)), `${file}: npm ci (exactly the lockfile)`);
     assert.ok(runs.some((r) => /\bnpm run build\b/.test(r)) && pkg.scripts.build, `${file}: npm run build (package.json: ${pkg.scripts.build})`);
     assert.ok(runs.some((r) => /\bnpm prune --omit=dev\b/.test(r)), `${file}: dev dependencies pruned before the copy to the image`);
@@ -237,6 +238,7 @@ for (const file of DOCKERFILES) {
       assert.ok(volumes.some((v) => env[variable] === v || env[variable].startsWith(`${v.replace(/\/$/, '')}/`)), `${file}: ${variable}=${env[variable]} lies on a VOLUME (${volumes.join(', ')})`);
     }
     assert.doesNotThrow(() => loadSettings(env), `${file}: the server accepts the image's settings`);
+    assert.equal(loadSettings(env).allowDemoModel, false, `${file}: ENV ALLOW_DEMO_MODEL=false — an image never serves the random-weight demo unless told to`);
 
     const healthcheck = last(runtime, 'HEALTHCHECK');
     assert.ok(healthcheck, `${file}: HEALTHCHECK`);
@@ -253,38 +255,75 @@ for (const file of DOCKERFILES) {
   });
 }
 
-test('Dockerfile: the CPU image — Node 20 slim, onnxruntime-node without downloads', () => {
-  const dockerfile = parseDockerfile('Dockerfile');
-  const runtime = dockerfile.stages.at(-1)!;
-  assert.match(runtime.from, /^node:20-[\w-]*slim$/);
-  assert.equal(envOf(dockerfile.stages.find((s) => s.name === 'build')!).ONNXRUNTIME_NODE_INSTALL, 'skip');
-  assert.ok(pkg.engines.node.includes('20') && pkg.devDependencies['@types/node'].startsWith('^20'), 'package.json targets Node 20 like the image');
+/** The Node major the project targets: the lowest one package.json's engines admits (">=24"). */
+const NODE_MAJOR = Number(/^>=\s*(\d+)(\.\d+)*$/.exec(pkg.engines.node)?.[1]);
+
+test('one Node major everywhere: engines, @types/node, both images, the CI workflow and .ci/run', () => {
+  assert.ok(NODE_MAJOR >= 22, `engines.node "${pkg.engines.node}" is ">=N" with N a Node line in support`);
+  assert.ok(pkg.devDependencies['@types/node'].startsWith(`^${NODE_MAJOR}.`), `@types/node ${pkg.devDependencies['@types/node']} is the ${NODE_MAJOR}.x line, so the code cannot use newer APIs`);
+  for (const file of DOCKERFILES) {
+    const nodeImages = parseDockerfile(file).stages.map((s) => s.from).filter((from) => from.startsWith('node:'));
+    assert.ok(nodeImages.length > 0, `${file}: Node comes from an official node image`);
+    for (const image of nodeImages) assert.match(image, new RegExp(`^node:${NODE_MAJOR}-`), `${file}: ${image}`);
+  }
+  const workflow = readFileSync(path.join(repoRoot, '.github', 'workflows', 'ci.yml'), 'utf8');
+  assert.deepEqual([...workflow.matchAll(/node-version:\s*(\S+)/g)].map((m) => m[1]), [String(NODE_MAJOR)], 'the workflow sets up that Node');
+  const ciRun = readFileSync(path.join(repoRoot, '.ci', 'run'), 'utf8');
+  assert.match(ciRun, new RegExp(`^NODE_VERSION=${NODE_MAJOR}\\.\\d+\\.\\d+$`, 'm'), '.ci/run installs that Node when the machine has an older one');
+  assert.ok(Number(process.versions.node.split('.')[0]) >= NODE_MAJOR, `the tests themselves run on Node ${process.versions.node}, older than engines admits`);
 });
 
-test('Dockerfile.cuda: CUDA 12 + cuDNN runtime base, Node 20, the CUDA execution provider installed, DEVICES=auto', () => {
+test('Dockerfile: the CPU image — Node slim, onnxruntime-node without downloads', () => {
+  const dockerfile = parseDockerfile('Dockerfile');
+  const runtime = dockerfile.stages.at(-1)!;
+  assert.match(runtime.from, new RegExp(`^node:${NODE_MAJOR}-[\\w-]*slim$`));
+  assert.equal(envOf(dockerfile.stages.find((s) => s.name === 'build')!).ONNXRUNTIME_NODE_INSTALL, 'skip');
+});
+
+test('install scripts: every dependency that has one is decided in package.json allowScripts, onnxruntime-node denied', () => {
+  // npm ≥ 11.16 reads allowScripts: a dependency's install script not listed there runs with a warning
+  // on every `npm ci` (npm 12 blocks it); one denied (false) is skipped silently.
+  const lock = JSON.parse(readFileSync(path.join(repoRoot, 'package-lock.json'), 'utf8')) as { packages: Record<string, { hasInstallScript?: boolean }> };
+  const allow = pkg.allowScripts ?? {};
+  const withScripts = Object.entries(lock.packages)
+    .filter(([where, entry]) => where !== '' && entry.hasInstallScript)
+    .map(([where]) => where.slice(where.lastIndexOf('node_modules/') + 'node_modules/'.length));
+  assert.ok(withScripts.includes('onnxruntime-node'), 'the lockfile knows onnxruntime-node has an install script');
+  assert.deepEqual(withScripts.filter((name) => !Object.keys(allow).some((key) => key === name || key.startsWith(`${name}@`))), [], 'dependencies with install scripts missing from allowScripts');
+  // Its postinstall downloads the CUDA provider from NuGet on linux/x64 unless told to skip: CPU hosts
+  // (and CI, offline) must not run it; GPU hosts run it themselves (README "GPU hosts").
+  assert.equal(allow['onnxruntime-node'], false, 'onnxruntime-node\'s install script is denied');
+  const npmMinimum = /^>=\s*(\d+)\.(\d+)/.exec(pkg.engines.npm ?? '');
+  assert.ok(npmMinimum && (Number(npmMinimum[1]) > 11 || (Number(npmMinimum[1]) === 11 && Number(npmMinimum[2]) >= 16)), 'engines.npm asks for ≥ 11.16, the first npm that reads allowScripts');
+  assert.ok(!existsSync(path.join(repoRoot, '.npmrc')) || !/onnxruntime-node-install/.test(readFileSync(path.join(repoRoot, '.npmrc'), 'utf8')), 'no onnxruntime-node-install in .npmrc (npm warns "Unknown project config" on every command)');
+});
+
+test('Dockerfile.cuda: CUDA 12 + cuDNN runtime base, the node binary of the Node image, the CUDA execution provider installed, DEVICES=auto', () => {
   const dockerfile = parseDockerfile('Dockerfile.cuda');
   const runtime = dockerfile.stages.at(-1)!;
   const build = dockerfile.stages.find((s) => s.name === 'build')!;
   assert.match(runtime.from, /^nvidia\/cuda:12\.\d+\.\d+-cudnn-runtime-ubuntu\d+\.\d+$/, 'an NVIDIA CUDA 12 image with cuDNN (9 in CUDA ≥ 12.4 tags)');
-  assert.match(dockerfile.stages.find((s) => s.name === 'nodejs')!.from, /^node:20-/);
+  assert.match(dockerfile.stages.find((s) => s.name === 'nodejs')!.from, new RegExp(`^node:${NODE_MAJOR}-`));
   const nodeCopy = runtime.instructions.find((i) => i.keyword === 'COPY' && copyArgs(i).flags.from === 'nodejs');
-  assert.deepEqual(nodeCopy && copyArgs(nodeCopy).sources, ['/usr/local/bin/node'], 'the node binary comes from the Node 20 image');
+  assert.deepEqual(nodeCopy && copyArgs(nodeCopy).sources, ['/usr/local/bin/node'], 'the node binary comes from the Node image');
 
-  // onnxruntime-node's installer, as this version of the package has it, and a manifest "cuda12" for linux/x64.
-  const install = envOf(build).ONNXRUNTIME_NODE_INSTALL;
+  // onnxruntime-node's installer, run directly (npm is denied it by allowScripts), as this version of
+  // the package has it, with a manifest "cuda12" for linux/x64.
+  const runs = build.instructions.filter((i) => i.keyword === 'RUN').map((i) => i.args).join('\n');
+  const [, script, install] = /node (node_modules\/onnxruntime-node\/script\/install\.js) --onnxruntime-node-install=(\S+)/.exec(runs) ?? [];
+  assert.ok(script && existsSync(path.join(repoRoot, script)), 'the build runs onnxruntime-node/script/install.js, which exists');
   assert.equal(install, 'cuda12');
+  assert.ok(!('ONNXRUNTIME_NODE_INSTALL' in envOf(build)), 'no ONNXRUNTIME_NODE_INSTALL in the environment: the script reads it before its --onnxruntime-node-install flag');
   const ortDir = path.dirname(createRequire(import.meta.url).resolve('onnxruntime-node/package.json'));
   const metadata = createRequire(import.meta.url)(path.join(ortDir, 'script', 'install-metadata.js')) as { requirements: Record<string, string[]> };
   assert.ok(metadata.requirements['linux/x64'].includes(install), `onnxruntime-node ${install} is a manifest for linux/x64`);
-  const runs = build.instructions.filter((i) => i.keyword === 'RUN').map((i) => i.args).join('\n');
-  const script = /node (node_modules\/onnxruntime-node\/script\/install\.js)/.exec(runs)?.[1];
-  assert.ok(script && existsSync(path.join(repoRoot, script)), 'the build runs onnxruntime-node/script/install.js, which exists');
   assert.match(runs, /test -f node_modules\/onnxruntime-node\/bin\/napi-v6\/linux\/x64\/libonnxruntime_providers_cuda\.so/, 'the build fails if the CUDA provider did not arrive');
   assert.ok(existsSync(path.join(ortDir, 'bin', 'napi-v6', 'linux', 'x64')), "the provider's folder is the package's linux/x64 binaries folder");
 
   const env = envOf(runtime);
   assert.equal(env.DEVICES, 'auto');
   assert.equal(loadSettings(env).devices, 'auto');
+  assert.equal(loadSettings(env).allowCpuFallback, false, 'ENV ALLOW_CPU_FALLBACK=false: a GPU image does not quietly run on CPU');
 });
 
 test('the image layout starts the server with the image command, and the health check passes on it', async (t) => {
@@ -362,7 +401,7 @@ test('the image needs only production dependencies: compiled code imports nothin
 test('.dockerignore keeps dependencies, build output, VCS data and scratch out of the context', () => {
   const ignored = dockerignore();
   for (const p of ['node_modules', 'node_modules/fastify/package.json', 'dist/src/cli/main.js', '.git/HEAD', 'scratch/x', 'test/deploy-docker.test.ts', 'app.tsbuildinfo']) assert.ok(ignored(p), `${p} is excluded`);
-  for (const p of ['package.json', 'package-lock.json', '.npmrc', 'tsconfig.json', 'src/cli/main.ts', 'bin/esm2.js']) assert.ok(!ignored(p), `${p} is in the context`);
+  for (const p of ['package.json', 'package-lock.json', 'tsconfig.json', 'src/cli/main.ts', 'bin/esm2.js']) assert.ok(!ignored(p), `${p} is in the context`);
 });
 
 test('CI workflow: on pushes and pull requests, npm ci, lint, typecheck, tests, and both images built', () => {
@@ -379,9 +418,26 @@ test('CI workflow: on pushes and pull requests, npm ci, lint, typecheck, tests, 
   const testCommand = pkg.scripts.test.split('&&').at(-1)!.trim();
   assert.ok(runs.split('\n').some((line) => line.trim() === testCommand), `the tests run as package.json runs them: ${testCommand}`);
   const node = steps.find((s) => s.uses?.startsWith('actions/setup-node'));
-  assert.equal(String(node?.with?.['node-version']), '20');
+  assert.equal(String(node?.with?.['node-version']), String(NODE_MAJOR));
   const built = Object.values(workflow.jobs).flatMap((j) => j.strategy?.matrix.include ?? []).map((m) => m.dockerfile);
   assert.deepEqual(built.sort(), [...DOCKERFILES].sort(), 'both Dockerfiles are built');
   for (const file of built) assert.ok(existsSync(path.join(repoRoot, file)), file);
   assert.ok(steps.some((s) => s.uses?.startsWith('docker/build-push-action')), 'images built with buildx');
+
+  // The repository alone: the golden fixture is in it, so nothing else is checked out beside it.
+  const text = readFileSync(path.join(repoRoot, '.github', 'workflows', 'ci.yml'), 'utf8');
+  for (const step of steps.filter((s) => s.uses?.startsWith('actions/checkout'))) {
+    assert.deepEqual(Object.keys(step.with ?? {}).filter((k) => k === 'repository' || k === 'path'), [], 'the repository checked out at the workspace root, and no other');
+  }
+  assert.doesNotMatch(text, /\.\.\/shared|GOLDEN_FIXTURE_REPOSITORY|working-directory/, 'nothing outside the checkout');
+
+  // The smoke test runs the CPU image offline: with nothing cached the only model is the demo, which
+  // the image refuses (ALLOW_DEMO_MODEL=false) unless the run allows it or mounts a model.
+  const imageEnv = envOf(parseDockerfile('Dockerfile').stages.at(-1)!);
+  const dockerRuns = runs.split('\n').filter((line) => /\bdocker run\b.*esm2-serve:cpu/.test(line));
+  assert.ok(dockerRuns.length > 0, 'the CPU image is started');
+  for (const line of dockerRuns) {
+    const offline = /-e HF_HUB_OFFLINE=1\b/.test(line) && !/-e MODEL_NAME=|-v /.test(line);
+    if (offline && imageEnv.ALLOW_DEMO_MODEL === 'false') assert.match(line, /-e ALLOW_DEMO_MODEL=true\b/, `offline with no model, the demo must be allowed explicitly: ${line.trim()}`);
+  }
 });

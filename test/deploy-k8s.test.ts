@@ -1,8 +1,10 @@
 // The Kubernetes manifests (k8s/): every overlay rendered by `kubectl kustomize` and every object
 // validated offline against the Kubernetes schemas; then what the objects say is checked against
 // the server itself — probes and scrape paths are routes it serves (without the API key), the
-// ConfigMap holds only variables it reads and values it accepts, the HPA's metric is one it
-// exports, the drain fits the grace period, the Ingress and PodDisruptionBudget are sane.
+// ConfigMap holds only variables it reads and values it accepts (a real model, never the demo), the
+// base HPA needs nothing but the CPU metric, the queue-autoscaling component's metric is one it
+// exports and its prometheus-adapter rule serves exactly that, one scrape path (the ServiceMonitor),
+// the drain fits the grace period, the Ingress and PodDisruptionBudget are sane.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
@@ -10,6 +12,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
+import { parse as parseYamlText } from 'yaml';
 import { registerEmbed } from '../src/cli/embed.js';
 import { SETTINGS_DOCS, loadSettings } from '../src/server/settings.js';
 import { parseShardSpec, selectShard } from '../src/tasks/embed-file.js';
@@ -124,12 +127,11 @@ async function checkServerPod(where: string, pod: K8sObject, objects: readonly K
   const startup = container.startupProbe;
   assert.ok(startup.periodSeconds * startup.failureThreshold >= 600, `${where}: the startup probe allows at least 10 minutes to download and compile the model`);
 
-  // Prometheus scrape annotations name the server's metrics route and port.
+  // One scrape path: the ServiceMonitor (servicemonitor component). Scrape annotations as well would
+  // have a Prometheus that honours both scrape every pod twice, doubling the queue depth the
+  // adapter sums per pod.
   const annotations = pod.metadata.annotations ?? {};
-  assert.equal(annotations['prometheus.io/scrape'], 'true', `${where}: prometheus.io/scrape`);
-  assert.equal(Number(annotations['prometheus.io/port']), settings.port, `${where}: prometheus.io/port`);
-  assert.ok(routes.has(annotations['prometheus.io/path']), `${where}: prometheus.io/path ${annotations['prometheus.io/path']} is a route`);
-  assert.equal(await routes.status(annotations['prometheus.io/path']), 200, `${where}: metrics are open to the scraper without the API key`);
+  assert.deepEqual(Object.keys(annotations).filter((k) => k.startsWith('prometheus.io/')), [], `${where}: no prometheus.io/* scrape annotations (the ServiceMonitor scrapes)`);
 
   // Drain: preStop, then SIGTERM and up to REQUEST_TIMEOUT_MS for accepted requests.
   const preStop = container.lifecycle?.preStop;
@@ -257,32 +259,102 @@ function allowedDisruptions(spec: { maxUnavailable?: number | string; minAvailab
   return replicas;
 }
 
-test('HPA (cpu, gpu): autoscaling/v2 on the server\'s queue depth as a Pods metric, besides CPU', { skip: noKubectl }, async () => {
-  const metrics = await exportedMetricNames();
-  for (const overlay of ['cpu', 'gpu'] as const) {
-    const objects = await render(overlay);
-    const hpa = only(objects, 'HorizontalPodAutoscaler');
-    const deployment = only(objects, 'Deployment');
-    const settings = loadSettings(only(objects, 'ConfigMap', 'esm2-config').data);
-    assert.equal(hpa.apiVersion, 'autoscaling/v2');
-    assert.deepEqual(
-      { kind: hpa.spec.scaleTargetRef.kind, name: hpa.spec.scaleTargetRef.name },
-      { kind: 'Deployment', name: deployment.metadata.name },
-      `${overlay}: the HPA scales the server Deployment`,
-    );
-    assert.equal(deployment.spec.replicas, undefined, `${overlay}: replicas left to the HPA (a replicas field would reset it on every apply)`);
-    assert.ok(hpa.spec.minReplicas >= 1 && hpa.spec.maxReplicas > hpa.spec.minReplicas, `${overlay}: room to scale`);
-    const pods = hpa.spec.metrics.filter((m: K8sObject) => m.type === 'Pods');
-    assert.equal(pods.length, 1, `${overlay}: one Pods metric`);
-    assert.equal(pods[0].pods.metric.name, 'esm2_queue_depth_tokens');
-    assert.ok(metrics.has(pods[0].pods.metric.name), `${overlay}: the server exports ${pods[0].pods.metric.name}`);
-    const target = Number(pods[0].pods.target.averageValue);
-    assert.equal(pods[0].pods.target.type, 'AverageValue');
-    assert.ok(target > 0 && target < settings.maxQueuedTokens, `${overlay}: the queue target (${target}) is reached before requests get 429 (MAX_QUEUED_TOKENS ${settings.maxQueuedTokens})`);
-    const cpu = hpa.spec.metrics.find((m: K8sObject) => m.type === 'Resource' && m.resource.name === 'cpu');
-    assert.ok(cpu, `${overlay}: a CPU metric besides the queue`);
-    assert.ok(deployment.spec.template.spec.containers[0].resources.requests.cpu, `${overlay}: CPU utilization needs a CPU request`);
+/** The HPA of a render, checked for what every one needs: it scales the Deployment, which leaves replicas to it. */
+function checkHpa(where: string, objects: readonly K8sObject[]): K8sObject {
+  const hpa = only(objects, 'HorizontalPodAutoscaler');
+  const deployment = only(objects, 'Deployment');
+  assert.equal(hpa.apiVersion, 'autoscaling/v2');
+  assert.deepEqual(
+    { kind: hpa.spec.scaleTargetRef.kind, name: hpa.spec.scaleTargetRef.name },
+    { kind: 'Deployment', name: deployment.metadata.name },
+    `${where}: the HPA scales the server Deployment`,
+  );
+  assert.equal(deployment.spec.replicas, undefined, `${where}: replicas left to the HPA (a replicas field would reset it on every apply)`);
+  assert.ok(hpa.spec.minReplicas >= 1 && hpa.spec.maxReplicas > hpa.spec.minReplicas, `${where}: room to scale`);
+  const cpu = hpa.spec.metrics.find((m: K8sObject) => m.type === 'Resource' && m.resource.name === 'cpu');
+  assert.ok(cpu, `${where}: a CPU metric`);
+  assert.ok(deployment.spec.template.spec.containers[0].resources.requests.cpu, `${where}: CPU utilization needs a CPU request`);
+  return hpa;
+}
+
+const metricTypes = (hpa: K8sObject) => hpa.spec.metrics.map((m: K8sObject) => (m.type === 'Resource' ? `Resource/${m.resource.name}` : `${m.type}/${m[m.type.charAt(0).toLowerCase() + m.type.slice(1)]?.metric?.name}`));
+
+test('HPA of the base and the cpu overlay: CPU only, so it scales up and down on a bare cluster', { skip: noKubectl }, async () => {
+  // An HPA with a metric it cannot get (no prometheus-adapter) does not scale down at all since
+  // Kubernetes 1.21: the base must name nothing but what metrics-server provides.
+  if (!('path' in kubectl)) return;
+  const base = await kustomize(kubectl.path, BASE);
+  assert.deepEqual(metricTypes(checkHpa('base', base)), ['Resource/cpu'], 'base: the CPU metric alone');
+  assert.deepEqual(metricTypes(checkHpa('cpu', await render('cpu'))), ['Resource/cpu'], 'cpu overlay: the CPU metric alone');
+});
+
+test('bare cluster: the base, cpu and 8gpu overlays use only built-in Kubernetes kinds (no Prometheus-operator CRDs)', { skip: noKubectl }, async () => {
+  if (!('path' in kubectl)) return;
+  const builtIn = /^(v1|apps\/v1|batch\/v1|autoscaling\/v2|policy\/v1|networking\.k8s\.io\/v1)$/;
+  for (const [where, objects] of [['base', await kustomize(kubectl.path, BASE)], ['cpu', await render('cpu')], ['8gpu', await render('8gpu')]] as const) {
+    assert.deepEqual(objects.filter((o) => !builtIn.test(o.apiVersion)).map(describe), [], `${where}: objects a bare cluster has no API for`);
   }
+});
+
+/** The prometheus-adapter rules in the component's ConfigMap (its config.yaml, the file the adapter reads). */
+function adapterRules(objects: readonly K8sObject[]): K8sObject[] {
+  const configMap = only(objects, 'ConfigMap', 'esm2-prometheus-adapter');
+  const config = parseYamlText(configMap.data['config.yaml']) as { rules?: K8sObject[] };
+  assert.ok(Array.isArray(config.rules) && config.rules.length > 0, 'config.yaml has a rules list, as prometheus-adapter reads it');
+  return config.rules;
+}
+
+test('component queue-autoscaling (in the gpu overlay): the queue-depth Pods metric, the adapter rule that serves it, and the scrape', { skip: noKubectl }, async (t) => {
+  if (!('path' in kubectl)) return;
+  const metrics = await exportedMetricNames();
+  // On its own over the base, and as the gpu overlay has it.
+  const dir = await mkdtemp(path.join(tmpdir(), 'esm2-kustomize-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const rel = (p: string) => path.relative(dir, path.join(K8S, p));
+  await writeFile(path.join(dir, 'kustomization.yaml'), ['apiVersion: kustomize.config.k8s.io/v1beta1', 'kind: Kustomization', 'resources:', `  - ${rel('base')}`, 'components:', `  - ${rel('components/queue-autoscaling')}`, ''].join('\n'));
+  for (const [where, objects] of [['base + queue-autoscaling', await kustomize(kubectl.path, dir)], ['gpu', await render('gpu')]] as const) {
+    assert.deepEqual(await validateObjects(objects), [], where);
+    const settings = loadSettings(only(objects, 'ConfigMap', 'esm2-config').data);
+    const hpa = checkHpa(where, objects);
+    assert.deepEqual(metricTypes(hpa).sort(), ['Pods/esm2_queue_depth_tokens', 'Resource/cpu'], `${where}: the queue depth besides CPU`);
+    const pods = hpa.spec.metrics.find((m: K8sObject) => m.type === 'Pods').pods;
+    assert.ok(metrics.has(pods.metric.name), `${where}: the server exports ${pods.metric.name}`);
+    assert.equal(pods.target.type, 'AverageValue');
+    const target = Number(pods.target.averageValue);
+    assert.ok(target > 0 && target < settings.maxQueuedTokens, `${where}: the queue target (${target}) is reached before requests get 429 (MAX_QUEUED_TOKENS ${settings.maxQueuedTokens})`);
+
+    // The adapter rule: a series the server exports, per namespace and pod, served under the HPA's name.
+    const rules = adapterRules(objects).filter((r) => new RegExp(r.name?.matches ?? '.*').test(pods.metric.name) && r.name?.as === pods.metric.name);
+    assert.equal(rules.length, 1, `${where}: one adapter rule serves ${pods.metric.name}`);
+    const [rule] = rules;
+    const series = /^'?([a-zA-Z_:][\w:]*)\{/.exec(rule.seriesQuery)?.[1];
+    assert.ok(series && metrics.has(series), `${where}: the rule's series ${series} is a metric the server exports`);
+    assert.ok(new RegExp(rule.name.matches).test(series), `${where}: name.matches ${rule.name.matches} matches the series`);
+    assert.deepEqual(rule.resources?.overrides, { namespace: { resource: 'namespace' }, pod: { resource: 'pod' } }, `${where}: per namespace and pod, as a Pods metric needs`);
+    for (const placeholder of ['<<.Series>>', '<<.LabelMatchers>>', '<<.GroupBy>>']) assert.ok(rule.metricsQuery.includes(placeholder), `${where}: metricsQuery uses ${placeholder}`);
+
+    // The scrape that puts the series in Prometheus: the ServiceMonitor, on the Service's metrics route.
+    const monitor = only(objects, 'ServiceMonitor');
+    const service = only(objects, 'Service');
+    assert.ok(matches(monitor.spec.selector.matchLabels, service.metadata.labels), `${where}: the ServiceMonitor selects the Service`);
+    for (const endpoint of monitor.spec.endpoints) assert.equal(await routes.status(endpoint.path), 200, `${where}: ${endpoint.path} is open to the scraper without the API key`);
+    for (const object of objects) if (object.kind !== 'Namespace') assert.equal(object.metadata.namespace, NAMESPACE, `${where}: ${describe(object)} namespace`);
+  }
+});
+
+test('overlays: settings — a real model, never the demo; the cpu overlay without the batch queue; no CPU fallback on GPUs', { skip: noKubectl }, async () => {
+  for (const overlay of OVERLAYS) {
+    const objects = await render(overlay);
+    const data = only(objects, 'ConfigMap', 'esm2-config').data;
+    const settings = loadSettings(data);
+    assert.ok(data.MODEL_NAME?.trim(), `${overlay}: MODEL_NAME names a model (empty means the default, or the demo when that cannot be had)`);
+    assert.match(data.MODEL_NAME, /^(facebook\/esm2_t\d+_\d+[MB]_UR50D(@\S+)?|\/data\/\S+)$/, `${overlay}: MODEL_NAME is a published ESM-2 checkpoint or a directory on the model volume`);
+    assert.equal(settings.allowDemoModel, false, `${overlay}: ALLOW_DEMO_MODEL=false, a pod without its model fails rather than serving random weights`);
+    const gpus = gpusOf(only(objects, 'Deployment').spec.template.spec.containers[0]);
+    if (gpus > 0) assert.equal(settings.allowCpuFallback, false, `${overlay}: ALLOW_CPU_FALLBACK=false (the ConfigMap overrides the CUDA image's own false)`);
+  }
+  const cpu = loadSettings(only(await render('cpu'), 'ConfigMap', 'esm2-config').data);
+  assert.equal(cpu.batchQueueEnabled, false, 'cpu: BATCH_QUEUE_ENABLED=false (1.3–2.3× faster on CPU-only pods, docs/performance.md)');
 });
 
 test('overlays: images, devices, GPUs and replicas', { skip: noKubectl }, async () => {
@@ -316,7 +388,7 @@ test('component servicemonitor: a Prometheus-operator ServiceMonitor scraping th
   const rel = (p: string) => path.relative(dir, path.join(K8S, p));
   await writeFile(
     path.join(dir, 'kustomization.yaml'),
-    ['apiVersion: kustomize.config.k8s.io/v1beta1', 'kind: Kustomization', 'resources:', `  - ${rel('overlays/gpu')}`, 'components:', `  - ${rel('components/servicemonitor')}`, ''].join('\n'),
+    ['apiVersion: kustomize.config.k8s.io/v1beta1', 'kind: Kustomization', 'resources:', `  - ${rel('overlays/cpu')}`, 'components:', `  - ${rel('components/servicemonitor')}`, ''].join('\n'),
   );
   const objects = await kustomize(kubectl.path, dir);
   assert.deepEqual(await validateObjects(objects), []);

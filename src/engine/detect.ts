@@ -137,7 +137,7 @@ async function detectAuto(cores: number, opts: ResolveOptions): Promise<Resolved
     return cpuReplicas(
       1,
       cores,
-      `DEVICES=auto: ${found}, but onnxruntime-node has no CUDA execution provider (install with --onnxruntime-node-install=cuda12)`,
+      `DEVICES=auto: ${found}, but onnxruntime-node has no CUDA execution provider (install it: node node_modules/onnxruntime-node/script/install.js --onnxruntime-node-install=cuda12, README "GPU hosts")`,
     );
   }
   // CUDA numbers the visible GPUs 0 … k−1 whatever their physical index, and so does ORT's deviceId.

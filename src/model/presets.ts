@@ -1,5 +1,5 @@
 // Shapes of the published ESM-2 models (facebook/esm2_*), for random checkpoints that exercise the
-// real sizes without downloading weights. `tiny` matches the test fixture in ../shared/golden.
+// real sizes without downloading weights. `tiny` matches the test fixture in test/fixtures/golden.
 import type { EsmConfig } from './config.js';
 import { esm2TensorShapes } from './esm2-tensors.js';
 import { numel } from './safetensors-format.js';

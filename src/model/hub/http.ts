@@ -1,5 +1,5 @@
 // HTTP for the hub on node:http/https rather than fetch: fetch cannot bound the connect phase
-// separately (its connect timeout lives in an undici dispatcher that Node 20 does not expose) and
+// separately (its connect timeout lives in an undici dispatcher that Node does not expose) and
 // we need to see redirects ourselves, both for the metadata HEAD (whose 302 carries the LFS
 // headers) and to drop the token when a redirect leaves the hub's host, as huggingface_hub does.
 import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
