@@ -24,10 +24,11 @@ test('auto: two GPUs with the CUDA provider → one replica per GPU', async () =
   assert.match(resolved.description, /cuda:1 = GPU 1 \(NVIDIA H100 80GB HBM3, 81559 MiB\)/);
 });
 
-test('auto: GPUs but no CUDA execution provider → one CPU replica, and says why', async () => {
+test('auto: GPUs but no CUDA execution provider → one CPU replica, says why, and counts as a fallback', async () => {
   const resolved = await resolveDevices('auto', fake({ cudaProviderInstalled: () => false }));
   assert.deepEqual(resolved.replicas, [{ device: 'cpu', intraOpNumThreads: 8 }]);
   assert.match(resolved.description, /no CUDA execution provider/);
+  assert.match(resolved.gpuFallback ?? '', /^2 NVIDIA GPUs, but onnxruntime-node has no CUDA execution provider/);
 });
 
 test('auto: no nvidia-smi, or one listing nothing → CPU with the reason', async () => {
@@ -37,6 +38,7 @@ test('auto: no nvidia-smi, or one listing nothing → CPU with the reason', asyn
   const empty = await resolveDevices('auto', fake({ nvidiaSmi: async () => '' }));
   assert.deepEqual(devicesOf(empty), ['cpu']);
   assert.match(empty.description, /nvidia-smi lists none/);
+  assert.equal(missing.gpuFallback ?? empty.gpuFallback, undefined, 'no GPU here: cpu is what auto means, not a fallback');
 });
 
 test('auto: CUDA_VISIBLE_DEVICES=1 → one replica, renumbered cuda:0, on physical GPU 1', async () => {

@@ -4,7 +4,10 @@
 // precision per replica, a metric counts it and a warning says it. ALLOW_CPU_FALLBACK=false makes
 // it fatal: start-up fails with one line naming the device, the reason and the setting.
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { cudaProviderInstalled } from '../src/engine/detect.js';
 import { healthVerdict } from '../src/server/health.js';
 import type { PoolReplicaInfo } from '../src/engine/pool.js';
 import { buildApp } from '../src/server/app.js';
@@ -13,6 +16,7 @@ import { serveUntilExit, startCliServer } from './helpers/cli-server.js';
 import { goldenCases, goldenTensor, relativeError } from './helpers/golden.js';
 import { metricSum, scrape } from './helpers/load.js';
 import { fixtureModelDir } from './helpers/paths.js';
+import { tempDir } from './helpers/temp-dir.js';
 import { postJson, startTestServer } from './helpers/server.js';
 
 type Json = Record<string, unknown>;
@@ -100,4 +104,28 @@ test('health statuses: demo outranks degraded (and says both), a fallback alone 
   assert.deepEqual([demo.status, demo.code], ['demo', 200]);
   assert.match(demo.message, /^serving the built-in demo checkpoint: RANDOM WEIGHTS.*\(offline\).*replica 1 asked for cuda:0/);
   assert.deepEqual(healthVerdict({ ...base, state: 'draining', replicas: [replica({})], demoReason: 'offline' }).status, 'unhealthy');
+});
+
+/** A PATH whose `nvidia-smi` lists one GPU: DEVICES=auto then sees a GPU that, without the CUDA provider (this machine), it cannot use. */
+async function pathWithFakeGpu(t: TestContext): Promise<string> {
+  const bin = await tempDir(t, 'esm2-fake-smi-');
+  await writeFile(join(bin, 'nvidia-smi'), '#!/bin/sh\necho "0, NVIDIA H100 80GB HBM3, 81559 MiB, GPU-aaaa1111-0000-0000-0000-000000000000"\n', { mode: 0o755 });
+  return `${bin}:${process.env.PATH ?? ''}`;
+}
+
+test('DEVICES=auto with an NVIDIA GPU but no CUDA provider: cpu is a fallback (degraded, metric, warning); ALLOW_CPU_FALLBACK=false stops start-up', { skip: cudaProviderInstalled() && 'the CUDA provider is installed here' }, async (t) => {
+  const PATH = await pathWithFakeGpu(t);
+  const serving = await startCliServer(t, { DEVICES: 'auto', PATH });
+  const health = await getJson(`${serving.url}/health`);
+  assert.equal(health.json.status, 'degraded', JSON.stringify(health.json));
+  assert.match(String(health.json.message), /DEVICES=auto runs on cpu: 1 NVIDIA GPU, but onnxruntime-node has no CUDA execution provider/);
+  assert.equal(metricSum(await scrape(serving.url), 'esm2_replica_fallbacks_total', { requested: 'auto', device: 'cpu' }), 1);
+  assert.ok(serving.output().split('\n').some((line) => line.includes('runs on cpu') && (JSON.parse(line) as { level: number }).level === 40), serving.output());
+  serving.child.kill('SIGKILL');
+
+  const { code, output } = await serveUntilExit(t, { DEVICES: 'auto', PATH, ALLOW_CPU_FALLBACK: 'false' });
+  assert.equal(code, 1, output);
+  const lines = output.split('\n').filter((line) => line.includes('ALLOW_CPU_FALLBACK=false'));
+  assert.equal(lines.length, 1, output);
+  assert.match(lines[0], /DEVICES=auto would run on cpu: 1 NVIDIA GPU, but onnxruntime-node has no CUDA execution provider/);
 });

@@ -18,6 +18,11 @@ export interface ResolvedDevices {
   replicas: ReplicaPlan[];
   /** One line for the start-up log: what was chosen and why. */
   description: string;
+  /**
+   * Set when `auto` found NVIDIA GPUs it cannot use (no CUDA execution provider) and chose cpu: a
+   * fallback like a GPU replica's, reported and refused the same way (ALLOW_CPU_FALLBACK).
+   */
+  gpuFallback?: string;
 }
 
 /** A DEVICES value parsed, before anything about the machine is known. */
@@ -134,11 +139,8 @@ async function detectAuto(cores: number, opts: ResolveOptions): Promise<Resolved
   const found = `${gpus.length} NVIDIA GPU${gpus.length > 1 ? 's' : ''}${cvd}`;
   if (visible.length === 0) return cpuReplicas(1, cores, `DEVICES=auto: ${found}`);
   if (!(opts.cudaProviderInstalled ?? cudaProviderInstalled)()) {
-    return cpuReplicas(
-      1,
-      cores,
-      `DEVICES=auto: ${found}, but onnxruntime-node has no CUDA execution provider (install it: node node_modules/onnxruntime-node/script/install.js --onnxruntime-node-install=cuda12, README "GPU hosts")`,
-    );
+    const why = `${found}, but onnxruntime-node has no CUDA execution provider (install it: node node_modules/onnxruntime-node/script/install.js --onnxruntime-node-install=cuda12, README "GPU hosts")`;
+    return { ...cpuReplicas(1, cores, `DEVICES=auto: ${why}`), gpuFallback: why };
   }
   // CUDA numbers the visible GPUs 0 … k−1 whatever their physical index, and so does ORT's deviceId.
   const replicas = visible.map((_, ordinal) => ({ device: `cuda:${ordinal}` }));

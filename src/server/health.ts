@@ -4,7 +4,8 @@
 //   demo (200): the built-in demo checkpoint serves — random weights, meaningless outputs (a laptop's
 //     `npm start` with no model at hand); ALLOW_DEMO_MODEL=false refuses it at start-up instead.
 //   degraded (200): requests are answered, but some replica is down (restarting after a crash or
-//     hang, or failed for good), or runs on another device than asked for (a GPU fell back to cpu).
+//     hang, or failed for good), or runs on another device than asked for (a GPU fell back to cpu, or DEVICES=auto found
+//     NVIDIA GPUs it cannot use).
 //   healthy (200): every replica serves on the device it was given.
 import type { PoolReplicaInfo } from '../engine/pool.js';
 import type { ServiceState } from './runtime.js';
@@ -24,9 +25,11 @@ export interface HealthInput {
   replicas: PoolReplicaInfo[];
   /** Set while the demo checkpoint serves: why the real model could not be had. */
   demoReason?: string;
+  /** Set when DEVICES=auto chose cpu although NVIDIA GPUs are here (no CUDA execution provider). */
+  devicesFallback?: string;
 }
 
-export function healthVerdict({ state, message, replicas, demoReason }: HealthInput): HealthVerdict {
+export function healthVerdict({ state, message, replicas, demoReason, devicesFallback }: HealthInput): HealthVerdict {
   if (state === 'initializing') return { status: 'initializing', code: 503, message };
   const serving = replicas.filter((r) => r.state === 'ready').length;
   const recovering = replicas.filter((r) => r.state === 'restarting' || r.state === 'starting').length;
@@ -34,7 +37,7 @@ export function healthVerdict({ state, message, replicas, demoReason }: HealthIn
   if (serving + recovering === 0) {
     return { status: 'unhealthy', code: 503, message: `every replica has failed: ${replicas.map((r) => `${r.index}: ${r.error ?? r.state}`).join('; ')}` };
   }
-  const problems: string[] = [];
+  const problems: string[] = devicesFallback ? [devicesFallback] : [];
   const down = replicas.filter((r) => r.state !== 'ready');
   if (down.length) problems.push(`${down.length} of ${replicas.length} replicas down (${down.map((r) => `${r.index}: ${r.state}`).join(', ')})`);
   for (const r of replicas.filter((r) => r.fallbackReason)) {

@@ -56,6 +56,8 @@ export class ServingRuntime {
   source = 'resolving';
   /** Why the built-in demo checkpoint (random weights) serves; undefined while a real model does. */
   demoReason?: string;
+  /** Why DEVICES=auto chose cpu although NVIDIA GPUs are here (detect.ts gpuFallback); /health reports it. */
+  devicesFallback?: string;
   private loaded?: LoadedModel;
 
   constructor(
@@ -105,6 +107,12 @@ export class ServingRuntime {
     const modelDir = resolved.dir;
     const devices = await resolveDevices(settings.devices);
     log.info({ devices: devices.description }, 'devices');
+    if (devices.gpuFallback) {
+      if (!settings.allowCpuFallback) throw new Error(`DEVICES=${settings.devices} would run on cpu: ${devices.gpuFallback} (ALLOW_CPU_FALLBACK=false)`);
+      this.devicesFallback = `DEVICES=${settings.devices} runs on cpu: ${devices.gpuFallback}`;
+      log.warn(this.devicesFallback);
+      this.metrics.replicaFallbacks.inc({ requested: settings.devices, device: 'cpu' });
+    }
     const prepared = await prepareModel({
       modelDir,
       device: devices.replicas[0].device,

@@ -34,7 +34,7 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime;
   app.get('/health', { schema: { summary: 'Health (seed-compatible): 200 healthy, degraded (some replica down or on a fallback device, still serving) or demo (random weights); 503 otherwise' } }, async (_request, reply) => {
     const all = replicas();
     const gpus = all.filter((r) => GPU_KINDS.test(r.actual));
-    const { status, code, message } = healthVerdict({ state: runtime.state, message: runtime.message, replicas: all, demoReason: runtime.demoReason });
+    const { status, code, message } = healthVerdict({ state: runtime.state, message: runtime.message, replicas: all, demoReason: runtime.demoReason, devicesFallback: runtime.devicesFallback });
     return reply.code(code).send({
       status,
       gpu_count: gpus.length,
