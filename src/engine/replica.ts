@@ -24,6 +24,8 @@ export interface RestartPolicy {
   maxAttempts: number;
   baseDelayMs: number;
   maxDelayMs: number;
+  /** Test-only: awaited after the backoff, before the new process is forked (holds the replica in 'restarting'). */
+  beforeRestart?: () => Promise<void>;
 }
 
 export interface ReplicaOptions {
@@ -307,7 +309,7 @@ export class Replica extends EventEmitter<ReplicaEvents> {
     if (this.failuresInARow > this.policy.maxAttempts) return this.giveUp();
     this.state = 'restarting';
     const delay = Math.min(this.policy.maxDelayMs, this.policy.baseDelayMs * 2 ** (this.failuresInARow - 1));
-    this.restartTimer = setTimeout(() => {
+    const respawn = () =>
       this.spawn().then(
         () => {
           this.restarts++;
@@ -319,6 +321,10 @@ export class Replica extends EventEmitter<ReplicaEvents> {
           this.scheduleRestart();
         },
       );
+    const hold = this.policy.beforeRestart;
+    this.restartTimer = setTimeout(() => {
+      if (!hold) return void respawn();
+      void hold().then(() => void (this.closing || respawn())); // closed or killed while held: no new process
     }, delay);
     this.pump();
   }
