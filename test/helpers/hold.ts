@@ -33,7 +33,8 @@ export interface BatchHold {
 }
 
 /**
- * Holds every batch the scheduler of an in-process server hands to its replicas until release():
+ * Holds every batch the scheduler of an in-process server hands to its replicas until release()
+ * (after which the pool is as it was):
  * as if each replica were paused mid-batch, the scheduler sees it busy, so later work stays in the
  * queue. The batches then run, unchanged, on the real replicas. Released before the server closes
  * (its close() waits for accepted work), so a failing test cannot hang its teardown.
@@ -48,6 +49,7 @@ export function holdBatches(s: TestServer): BatchHold {
     sequences: 0,
     release() {
       open = true;
+      delete (pool as Partial<Pick<ReplicaPool, 'run'>>).run; // the pool's own method again
       for (const go of held.splice(0)) go();
     },
   };
