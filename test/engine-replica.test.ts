@@ -69,9 +69,9 @@ function assertClose(actual: Float32Array | undefined, expected: Float32Array, w
 }
 
 const ALL: Want = { logits: true, hidden: [1, 2], mean: [0, 2], bos: [2], contacts: true };
-/** Whether `pid` is gone within a second (a killed child is reaped a moment after SIGKILL). */
+/** Whether `pid` is gone (a killed child is reaped a moment after SIGKILL); the 20 s bound only turns a hang into a failure. */
 async function processGone(pid: number): Promise<boolean> {
-  for (let i = 0; i < 20; i++) {
+  for (let i = 0; i < 400; i++) {
     try {
       process.kill(pid, 0);
     } catch {
@@ -189,7 +189,7 @@ test('a hung run is killed after runTimeoutMs and the replica restarts', async (
   const t0 = Date.now();
   const err = await rejectsWith(replica.run({ tokens: [rows[0]], want: { logits: true } }), 'timeout');
   assert.match(err.message, /ran past 2000 ms and was killed/);
-  assert.ok(Date.now() - t0 < 10_000);
+  assert.ok(Date.now() - t0 >= 1990, 'killed at runTimeoutMs, not before');
   const [result] = await replica.run({ tokens: [rows[0]], want: { logits: true } });
   assertClose(result.logits, await goldenTensor(cases[0].id, 'logits'), 'logits after restart');
   assert.equal(replica.info().restarts, 1);

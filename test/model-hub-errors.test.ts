@@ -121,9 +121,11 @@ test('a hub that does not answer in time is a network error, not a hang', async 
     return new Promise((resolve) => silent.close(resolve));
   });
   const env = await testHubEnv(t, `http://127.0.0.1:${(silent.address() as { port: number }).port}`, { HF_HUB_ETAG_TIMEOUT: '0.3' });
+  // The hub never answers: only a timeout can end the pull, and the message names which one (not
+  // the default 10 s). The bound only turns a hang into a failure.
   const started = Date.now();
   await rejectsWith(pullModel(REPO, { env }), 'network', /timed out after 0\.3 s/);
-  assert.ok(Date.now() - started < 3000);
+  assert.ok(Date.now() - started < 30_000);
 });
 
 test('disk full (ENOSPC) names the repo, the file and HF_HUB_CACHE', { skip: !existsSync('/dev/full') && 'no /dev/full' }, async (t) => {

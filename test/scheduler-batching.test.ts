@@ -4,6 +4,7 @@ import { describe, test } from 'node:test';
 import { selectBatch } from '../src/scheduler/batch-selection.js';
 import { Scheduler, type SchedulerOptions } from '../src/scheduler/scheduler.js';
 import type { ItemOutcome, Want, WorkItem } from '../src/scheduler/types.js';
+import { simulatedClock } from './helpers/clock.js';
 import { FakeExecutor, tokensFor } from './helpers/fake-executor.js';
 
 const defaults: SchedulerOptions = { maxBatchTokens: 4096, maxBatchSize: 64, maxWaitMs: 30, batching: true, maxQueuedTokens: 1e6 };
@@ -101,45 +102,69 @@ test('contacts work is never batched with other work', { timeout: 5000 }, async 
   outcomes.forEach(([outcome], id) => assert.deepEqual(Object.keys(outcome.result), [id % 2 ? 'contacts' : 'logits']));
 });
 
-test('a lone sequence waits for company at most maxWaitMs; company arriving meanwhile joins it', { timeout: 5000 }, async () => {
+test('a lone sequence waits for company exactly maxWaitMs from its arrival; company arriving meanwhile joins it', { timeout: 5000 }, async (t) => {
+  const clock = simulatedClock(t);
   const fake = new FakeExecutor(1);
+  fake.hold = true;
   const scheduler = new Scheduler(fake, { ...defaults, maxWaitMs: 30, waitWhenIdle: true });
-  const submittedAt = performance.now();
   const first = scheduler.submit([item(1, 10)]);
-  await new Promise((resolve) => setTimeout(resolve, 10));
+  await clock.advance(10);
   const second = scheduler.submit([item(2, 10)]);
-  const [[a], [b]] = await Promise.all([first, second]);
-  const waited = fake.batches[0].startedAt - submittedAt;
-  assert.equal(fake.batches.length, 1);
+  await clock.advance(19);
+  assert.equal(fake.batches.length, 0, 'still waiting for company 29 ms after the first arrival');
+  await clock.advance(1);
+  assert.equal(fake.batches.length, 1, 'dispatched maxWaitMs after the oldest arrival, not after the newest');
   assert.deepEqual(fake.batches[0].ids, [1, 2]);
-  assert.ok(waited >= 28, `dispatched after ${waited.toFixed(1)} ms: it did not wait`);
-  assert.ok(waited <= 30 + 40, `dispatched after ${waited.toFixed(1)} ms: longer than maxWaitMs`);
-  assert.ok(a.queueMs >= b.queueMs, 'the older item queued longer');
+  assert.equal(fake.batches[0].startedAt, 30);
+  fake.releaseAll();
+  const [[a], [b]] = await Promise.all([first, second]);
+  assert.deepEqual([a.queueMs, b.queueMs], [30, 20], 'each queued from its own arrival');
 });
 
-test('a full batch dispatches at once instead of waiting', { timeout: 5000 }, async () => {
+test('a full batch dispatches at once instead of waiting', { timeout: 5000 }, async (t) => {
+  const clock = simulatedClock(t);
   const fake = new FakeExecutor(1);
-  const scheduler = new Scheduler(fake, { ...defaults, maxWaitMs: 1000, maxBatchSize: 4 });
-  const submittedAt = performance.now();
+  fake.hold = true;
+  const scheduler = new Scheduler(fake, { ...defaults, maxWaitMs: 1000, waitWhenIdle: true, maxBatchSize: 4 });
   const full = scheduler.submit([1, 2, 3, 4].map((id) => item(id, 10)));
+  await clock.settle();
+  assert.deepEqual(fake.batches.map((b) => [b.ids, b.startedAt]), [[[1, 2, 3, 4], 0]], 'size cap reached: dispatched with no time passing');
+  fake.releaseAll();
   await full;
-  assert.ok(fake.batches[0].startedAt - submittedAt < 100, 'size cap reached: no wait');
 
   // Token budget reached (another item as long as these would not fit): no wait either.
-  const byTokens = new Scheduler(new FakeExecutor(1), { ...defaults, maxWaitMs: 1000, maxBatchTokens: 100 });
-  const start = performance.now();
-  const [outcome] = await byTokens.submit([item(5, 50), item(6, 50)]);
-  assert.ok(performance.now() - start < 100, 'budget reached: no wait');
+  const byTokensFake = new FakeExecutor(1);
+  byTokensFake.hold = true;
+  const byTokens = new Scheduler(byTokensFake, { ...defaults, maxWaitMs: 1000, waitWhenIdle: true, maxBatchTokens: 100 });
+  const pending = byTokens.submit([item(5, 50), item(6, 50)]);
+  await clock.settle();
+  assert.deepEqual(byTokensFake.batches.map((b) => [b.ids, b.startedAt]), [[[5, 6], 0]], 'budget reached: dispatched with no time passing');
+  byTokensFake.releaseAll();
+  const [outcome] = await pending;
   assert.equal(outcome.batchSize, 2);
 });
 
-test('batching off: no batch mixes requests, and nothing waits', { timeout: 5000 }, async () => {
+/** Finishes every batch of `fake` still running; returns how many. */
+function finishRunning(fake: FakeExecutor): number {
+  const running = fake.batches.filter((b) => b.endedAt === undefined);
+  for (const batch of running) batch.finish();
+  return running.length;
+}
+
+test('batching off: no batch mixes requests, and nothing waits', { timeout: 5000 }, async (t) => {
+  const clock = simulatedClock(t);
   const fake = new FakeExecutor(2);
-  const scheduler = new Scheduler(fake, { ...defaults, batching: false, maxWaitMs: 1000 });
-  const start = performance.now();
+  fake.hold = true;
+  const scheduler = new Scheduler(fake, { ...defaults, batching: false, maxWaitMs: 1000, waitWhenIdle: true });
   const requests = Array.from({ length: 6 }, (_, r) => scheduler.submit([item(r * 10, 10), item(r * 10 + 1, 11)]));
+  // Each time the replicas finish, the next batches start at once: time never has to move.
+  for (let round = 0; round < 20; round++) {
+    await clock.settle();
+    if (finishRunning(fake) === 0) break;
+  }
   const outcomes = await Promise.all(requests);
-  assert.ok(performance.now() - start < 200, 'no waiting for company');
+  assert.equal(clock.now(), 0);
+  assert.ok(fake.batches.every((b) => b.startedAt === 0), 'no batch waited for company');
   for (const batch of fake.batches) {
     const owners = new Set(batch.ids.map((id) => Math.floor(id / 10)));
     assert.equal(owners.size, 1, `batch ${batch.ids} mixes requests`);
@@ -175,20 +200,23 @@ describe('selectBatch', () => {
   });
 });
 
-test('an idle service dispatches a lone sequence at once; company waits only while a batch runs', { timeout: 5000 }, async () => {
+test('an idle service dispatches a lone sequence at once; company waits only while a batch runs', { timeout: 5000 }, async (t) => {
+  const clock = simulatedClock(t);
   const fake = new FakeExecutor(2);
   fake.hold = true;
   const scheduler = new Scheduler(fake, { ...defaults, maxWaitMs: 1000 });
-  const submittedAt = performance.now();
   const first = scheduler.submit([item(1, 10)]);
-  await fake.batchesStarted(1);
-  assert.ok(fake.batches[0].startedAt - submittedAt < 100, 'nothing was running: no wait');
+  await clock.settle();
+  assert.deepEqual(fake.batches.map((b) => [b.ids, b.startedAt]), [[[1], 0]], 'nothing was running: dispatched with no time passing');
   // Replica 1 is idle but a batch runs on replica 0: a new sequence now waits for company.
   const second = scheduler.submit([item(2, 10)]);
   const third = scheduler.submit([item(3, 10)]);
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  await clock.advance(999);
   assert.equal(fake.batches.length, 1, 'waiting for company while another batch runs');
+  // The running batch ends: nothing runs any more, so the waiting sequences go at once, together.
+  fake.batches[0].finish();
+  await clock.settle();
+  assert.deepEqual(fake.batches.map((b) => [b.ids, b.startedAt]), [[[1], 0], [[2, 3], 999]], 'the waiting sequences went together when the batch ended');
   fake.releaseAll();
   await Promise.all([first, second, third]);
-  assert.deepEqual(fake.batches[1].ids, [2, 3], 'the waiting sequences went together');
 });

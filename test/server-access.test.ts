@@ -4,7 +4,7 @@
 // send it); RATE_LIMIT_PER_MINUTE answers 429 with Retry-After per key or per client address;
 // every response carries the security headers; CORS answers only the origins in CORS_ORIGINS.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe, test, type TestContext } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { DEFAULT_CONTENT_SECURITY_POLICY, RateLimiter } from '../src/server/access.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
@@ -91,7 +91,15 @@ describe('RATE_LIMIT_PER_MINUTE', () => {
     await keyed.close();
   });
 
-  test('per client address: the 6th request in a minute gets 429 with Retry-After; another address and the probes are not limited', async () => {
+  // The limiter reads performance.now(): held still here, every request of a test falls in one
+  // instant, so the budget and Retry-After are exact however long the requests take.
+  const holdClock = (t: TestContext) => {
+    const now = performance.now();
+    t.mock.method(performance, 'now', () => now);
+  };
+
+  test('per client address: the 6th request in a minute gets 429 with Retry-After; another address and the probes are not limited', async (t) => {
+    holdClock(t);
     const from = (remoteAddress: string) => s.app.inject({ method: 'GET', url: '/v1/models', remoteAddress });
     for (let i = 0; i < 5; i++) assert.equal((await from('10.0.0.1')).statusCode, 200, `request ${i + 1}`);
     const refused = await from('10.0.0.1');
@@ -106,7 +114,8 @@ describe('RATE_LIMIT_PER_MINUTE', () => {
     }
   });
 
-  test('per API key: its requests share the budget; requests without the key get 401 and spend none of it', async () => {
+  test('per API key: its requests share the budget; requests without the key get 401 and spend none of it', async (t) => {
+    holdClock(t);
     const ask = (authorization?: string, remoteAddress = '10.0.0.3') =>
       keyed.app.inject({ method: 'GET', url: '/v1/models', remoteAddress, headers: authorization ? { authorization } : {} });
     for (let i = 0; i < 10; i++) assert.equal((await ask(undefined, `10.0.1.${i}`)).statusCode, 401);

@@ -7,6 +7,8 @@ import { ESM2_VOCAB, Tokenizer } from '../src/model/tokenizer.js';
 import { maskedLogProbs, MaskedLogProbCache } from '../src/tasks/masked-marginals.js';
 import type { Infer } from '../src/tasks/infer.js';
 import { goldenCases, type GoldenCase } from './helpers/golden.js';
+import { holdBatches, until } from './helpers/hold.js';
+import { metricSum, scrape } from './helpers/load.js';
 import { postJson, startTestServer, type TestServer } from './helpers/server.js';
 
 const KEY = 'ui-api-test-key';
@@ -114,6 +116,11 @@ test('the scan stream: wt_marginal is one pass; an invalid sequence is refused b
 
 test('a client that leaves mid-scan costs the server nothing lasting: the next scan runs from scratch', async () => {
   const sequence = sequenceOf('long_random');
+  const cancelled = async () => metricSum(await scrape(server.url), 'esm2_requests_cancelled_total', { route: '/v1/score/stream' });
+  const cancelledBefore = await cancelled();
+  // The scan's masked passes are held until the server has seen the client leave: none of them
+  // can complete first, however fast the replica is.
+  const hold = holdBatches(server);
   const controller = new AbortController();
   const res = await fetch(`${server.url}/v1/score/stream`, {
     method: 'POST',
@@ -124,8 +131,13 @@ test('a client that leaves mid-scan costs the server nothing lasting: the next s
   const reader = res.body!.getReader();
   const first = new TextDecoder().decode((await reader.read()).value);
   assert.match(first, /^event: progress\ndata: \{"done":0,"total":300\}/);
+  await until('the scan to reach the replicas', () => hold.batches > 0);
   controller.abort();
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  // Counted on the connection's close, where the scan's signal is aborted too.
+  await until('the server to see the client leave', async () => (await cancelled()) > cancelledBefore);
+  hold.release();
+  const scheduler = server.runtime.model!.scheduler;
+  await until('the abandoned scan to leave the scheduler', () => scheduler.stats().queuedSequences === 0 && scheduler.stats().runningBatches === 0);
   const again = await stream({ sequence });
   const progress = again.events.filter((e) => e.event === 'progress').map((e) => e.data as { done: number });
   assert.equal(again.events.at(-1)!.event, 'result');

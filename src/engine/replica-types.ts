@@ -8,6 +8,8 @@ export interface RestartPolicy {
   maxAttempts: number;
   baseDelayMs: number;
   maxDelayMs: number;
+  /** Test-only: awaited after the backoff, before the new process is forked (holds the replica in 'restarting'). */
+  beforeRestart?: () => Promise<void>;
 }
 
 /** The graphs a replica loads on one device, and their precision (when known). */

@@ -277,7 +277,7 @@ export class Replica extends EventEmitter<ReplicaEvents> {
     if (this.failuresInARow > this.policy.maxAttempts) return this.giveUp();
     this.state = 'restarting';
     const delay = Math.min(this.policy.maxDelayMs, this.policy.baseDelayMs * 2 ** (this.failuresInARow - 1));
-    this.restartTimer = setTimeout(() => {
+    const respawn = () =>
       this.spawn().then(
         () => {
           this.restarts++;
@@ -289,6 +289,10 @@ export class Replica extends EventEmitter<ReplicaEvents> {
           this.scheduleRestart();
         },
       );
+    const hold = this.policy.beforeRestart;
+    this.restartTimer = setTimeout(() => {
+      if (!hold) return void respawn();
+      void hold().then(() => void (this.closing || respawn())); // closed or killed while held: no new process
     }, delay);
     this.pump();
   }

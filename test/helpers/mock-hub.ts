@@ -45,8 +45,10 @@ export interface MockHub {
   corruptLarge: boolean;
   /** The next CDN GET sends this many bytes and then drops the connection (once). */
   dropLargeAfterBytes?: number;
-  /** The CDN pauses this long after each 16 KiB (to make downloads overlap). */
+  /** The CDN pauses this long after each 16 KiB (a slow download). */
   largeDelayMs: number;
+  /** While set, the CDN sends an LFS file's headers and then waits for this before the body: a download in progress for as long as a test needs (to make pulls overlap, whatever the machine's speed). */
+  holdLarge?: Promise<unknown>;
   /** The CDN answers Range requests with 200 and the whole file (as some proxies do). */
   ignoreRange: boolean;
   requests: RecordedRequest[];
@@ -188,7 +190,9 @@ export async function startMockHub(repos: Record<string, string> = { 'facebook/e
     const drop = hub.dropLargeAfterBytes;
     hub.dropLargeAfterBytes = undefined;
     const limit = drop === undefined ? body.length : Math.min(drop, body.length);
+    const hold = hub.holdLarge;
     void (async () => {
+      if (hold) await hold;
       for (let off = 0; off < limit; off += 16384) {
         // Each chunk handed to the kernel before the next, so a drop happens after exactly `limit` bytes.
         await new Promise<void>((resolve, reject) => res.write(body.subarray(off, Math.min(off + 16384, limit)), (err) => (err ? reject(err) : resolve())));
