@@ -9,6 +9,7 @@ import { after, before, beforeEach, test } from 'node:test';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { HubError, pullModel, RepoCache } from '../src/model/hub/index.js';
 import { writeRandomCheckpoint } from '../src/model/random-checkpoint.js';
+import { until } from './helpers/hold.js';
 import { listTree, testHubEnv } from './helpers/hub-env.js';
 import { MOCK_COMMIT, startMockHub, type MockHub } from './helpers/mock-hub.js';
 import { tempDir } from './helpers/temp-dir.js';
@@ -21,7 +22,7 @@ before(async () => {
 });
 after(() => hub.close());
 beforeEach(() => {
-  Object.assign(hub, { token: undefined, repoMissing: false, onlyPytorchBin: false, corruptLarge: false, dropLargeAfterBytes: undefined, largeDelayMs: 0, ignoreRange: false, requests: [] });
+  Object.assign(hub, { token: undefined, repoMissing: false, onlyPytorchBin: false, corruptLarge: false, dropLargeAfterBytes: undefined, beforeDrop: undefined, largeDelayMs: 0, ignoreRange: false, requests: [] });
 });
 
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
@@ -105,9 +106,21 @@ test('a corrupted LFS download is refused loudly and leaves nothing in blobs/', 
   assert.equal(sha256(await readFile(path.join(pulled.dir, 'model.safetensors'))), modelEtag, 'a clean retry succeeds');
 });
 
+/**
+ * The next CDN download drops after `bytes`, once the client has written some of them to its
+ * `.incomplete` file: on a busy machine it may otherwise still hold every byte in memory when the
+ * drop comes, keep nothing and resume from 0. Returns that file's path.
+ */
+function dropLargeOnceWritten(cacheDir: string, bytes: number): string {
+  const incomplete = path.join(cacheDir, 'models--facebook--esm2_tiny', 'blobs', `${hub.files().get('model.safetensors')!.etag}.incomplete`);
+  hub.dropLargeAfterBytes = bytes;
+  hub.beforeDrop = () => until('the client to write part of the file', async () => (await stat(incomplete).catch(() => undefined))?.size);
+  return incomplete;
+}
+
 test('a connection dropped mid-file is resumed with Range (206) and the result is intact', async (t) => {
   const env = await testHubEnv(t, hub.url);
-  hub.dropLargeAfterBytes = 100_000;
+  dropLargeOnceWritten(env.cacheDir, 100_000);
   const pulled = await pullModel(REPO, { env, retryDelayMs: 10 });
   const cdn = hub.requests.filter((r) => r.server === 'cdn');
   assert.deepEqual(cdn.map((r) => [r.status, r.complete]), [[200, false], [206, true]], JSON.stringify(cdn));
@@ -121,9 +134,8 @@ test('a connection dropped mid-file is resumed with Range (206) and the result i
 test('a download cut off for good keeps its .incomplete, and the next pull resumes from it', async (t) => {
   const env = await testHubEnv(t, hub.url);
   const modelEtag = hub.files().get('model.safetensors')!.etag;
-  hub.dropLargeAfterBytes = 65_536;
+  const incomplete = dropLargeOnceWritten(env.cacheDir, 65_536);
   await assert.rejects(pullModel(REPO, { env, retries: 0 }), (err: unknown) => err instanceof HubError && err.kind === 'network' && /resumes/.test(err.message));
-  const incomplete = path.join(env.cacheDir, 'models--facebook--esm2_tiny', 'blobs', `${modelEtag}.incomplete`);
   const kept = (await stat(incomplete)).size;
   assert.ok(kept > 0 && kept <= 65_536, `kept ${kept} bytes`);
   hub.requests = [];

@@ -45,6 +45,8 @@ export interface MockHub {
   corruptLarge: boolean;
   /** The next CDN GET sends this many bytes and then drops the connection (once). */
   dropLargeAfterBytes?: number;
+  /** Awaited after those bytes were sent and before the connection is dropped (e.g. until the client has written them). */
+  beforeDrop?: () => Promise<unknown>;
   /** The CDN pauses this long after each 16 KiB (a slow download). */
   largeDelayMs: number;
   /** While set, the CDN sends an LFS file's headers and then waits for this before the body: a download in progress for as long as a test needs (to make pulls overlap, whatever the machine's speed). */
@@ -201,6 +203,7 @@ export async function startMockHub(repos: Record<string, string> = { 'facebook/e
       if (drop === undefined) res.end();
       else {
         entry.complete = false;
+        await hub.beforeDrop?.();
         res.socket?.end(); // mid-body: the client has every byte sent so far, then the connection ends
       }
     })().catch(() => undefined);
