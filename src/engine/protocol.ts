@@ -38,7 +38,7 @@ export interface RunMessage {
   id: number;
   tokens: Int32Array[];
   want: Want;
-  /** Where a large result may be written (see transfer.ts); absent: always inline. */
+  /** Where a large result may be written (see transfer.ts); absent: always inline (e.g. the rerun of a batch whose file was unreadable). */
   resultFile?: string;
 }
 
@@ -77,6 +77,8 @@ export interface ResultMessage {
   type: 'result';
   id: number;
   results: SequenceResult[];
+  /** Why a result big enough for `resultFile` came inline instead (no room, a short write: TransferError). */
+  inlineBecause?: string;
 }
 
 /** The result was written to the run's `resultFile`; `layout` says where each array lies. */

@@ -85,17 +85,16 @@ function injectFault(): void {
 
 async function reply(message: RunMessage, results: SequenceResult[], init: InitMessage): Promise<ReplyMessage> {
   const path = message.resultFile;
-  if (path && resultBytes(results) >= init.fileTransferMinBytes) {
-    try {
-      lastResultFile = path;
-      return { type: 'result-file', id: message.id, layout: await writeResultFile(path, results) };
-    } catch (err) {
-      // e.g. /dev/shm full (64 MB in a default Docker container): IPC still works.
-      console.error(`replica ${process.pid}: writing ${path} failed (${errorText(err)}); sending inline`);
-      await removeQuietly(path);
-    }
+  if (!path || resultBytes(results) < init.fileTransferMinBytes) return { type: 'result', id: message.id, results };
+  try {
+    lastResultFile = path;
+    return { type: 'result-file', id: message.id, layout: await writeResultFile(path, results) };
+  } catch (err) {
+    // No room (/dev/shm full: 64 MB in a default Docker container), a short write, any write error:
+    // no partial file stays behind, and IPC still works. The parent logs and counts it.
+    await removeQuietly(path);
+    return { type: 'result', id: message.id, results, inlineBecause: errorText(err) };
   }
-  return { type: 'result', id: message.id, results };
 }
 
 async function run(message: RunMessage): Promise<void> {

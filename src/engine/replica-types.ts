@@ -37,8 +37,10 @@ export interface ReplicaOptions {
   intraOpNumThreads?: number;
   runTimeoutMs?: number;
   initTimeoutMs?: number;
-  /** Results of at least this many bytes come back through /dev/shm, not IPC (Infinity: never). */
+  /** Results of at least this many bytes come back through a file in transferDir, not IPC (Infinity: never). */
   fileTransferMinBytes?: number;
+  /** Where result files go: /dev/shm where it exists (DEFAULT_TRANSFER_DIR); tests point it elsewhere. */
+  transferDir?: string;
   restart?: Partial<RestartPolicy>;
   name?: string;
   /** Test-only: the first child process aborts or hangs on its first run. */
@@ -68,6 +70,8 @@ export interface ReplicaInfo {
   batchesRun: number;
   restarts: number;
   numLayers: number;
+  /** Results big enough for a file that came inline instead (the file could not be written, or read: transfer.ts). */
+  inlineFallbacks: number;
 }
 
 export interface CrashEvent {

@@ -10,14 +10,7 @@ import { oneLine, ReplicaError } from './errors.js';
 import type { ReadyMessage, ReplyMessage } from './protocol.js';
 import { ReplicaChild } from './replica-child.js';
 import type { CrashEvent, DeviceModels, ReplicaInfo, ReplicaOptions, ReplicaState, RestartPolicy, RunRequest } from './replica-types.js';
-import {
-  DEFAULT_FILE_TRANSFER_MIN_BYTES,
-  DEFAULT_TRANSFER_DIR,
-  readResultFile,
-  removeQuietly,
-  resultFilePath,
-  type Slot,
-} from './transfer.js';
+import { DEFAULT_FILE_TRANSFER_MIN_BYTES, DEFAULT_TRANSFER_DIR, readResultFile, removeQuietly, TransferWatch, type Slot } from './transfer.js';
 
 export type { CrashEvent, DeviceModels, ModelSource, ReplicaInfo, ReplicaOptions, ReplicaState, RestartPolicy, RunRequest } from './replica-types.js';
 
@@ -28,11 +21,13 @@ interface ReplicaEvents {
   crashed: [CrashEvent];
   restarted: [ReplicaInfo];
   failed: [ReplicaError];
-  /** A line the child wrote to stdout/stderr. */
+  /** A line the child wrote to stdout/stderr, or a warning about its results' transfer. */
   log: [string];
 }
 
 interface Job extends RunRequest {
+  /** Rerun of a batch whose result file could not be read: no file this time. */
+  inline?: boolean;
   resolve: (results: SequenceResult[]) => void;
   reject: (err: ReplicaError) => void;
 }
@@ -54,6 +49,7 @@ export class Replica extends EventEmitter<ReplicaEvents> {
   /** The graphs the current process loaded. */
   private loaded!: DeviceModels;
   private readonly queue: Job[] = [];
+  private readonly transfer: TransferWatch;
   private inFlight?: SentJob;
   /** Result files still being read: close() waits for them too. */
   private pendingReads = 0;
@@ -75,6 +71,7 @@ export class Replica extends EventEmitter<ReplicaEvents> {
     this.policy = { maxAttempts: 5, baseDelayMs: 250, maxDelayMs: 10_000, ...opts.restart };
     this.runTimeoutMs = opts.runTimeoutMs ?? 600_000;
     this.initTimeoutMs = opts.initTimeoutMs ?? 300_000;
+    this.transfer = new TransferWatch(opts.transferDir ?? DEFAULT_TRANSFER_DIR, this.name, (line) => this.emit('log', line));
   }
 
   /** Forks the child and resolves once its session is ready; rejects with a ReplicaError if it cannot start. */
@@ -102,7 +99,7 @@ export class Replica extends EventEmitter<ReplicaEvents> {
     return {
       name: this.name, requested: this.opts.device, actual, fallbackReason, precision: this.loaded.precision, pid: this.child?.pid,
       state: this.state, busy: this.inFlight !== undefined, queued: this.queue.length,
-      batchesRun: this.batchesRun, restarts: this.restarts, numLayers,
+      batchesRun: this.batchesRun, restarts: this.restarts, numLayers, inlineFallbacks: this.transfer.fallbacks,
     };
   }
 
@@ -204,8 +201,9 @@ export class Replica extends EventEmitter<ReplicaEvents> {
     }
     if (this.state !== 'ready' || this.inFlight || !this.child) return;
     const id = this.nextRunId++;
-    const resultFile = DEFAULT_TRANSFER_DIR && resultFilePath(DEFAULT_TRANSFER_DIR, this.child.pid ?? 0, id);
-    const job = { ...this.queue.shift()!, id, resultFile };
+    const next = this.queue.shift()!;
+    const resultFile = this.transfer.fileFor(this.child.pid ?? 0, id, next.inline === true);
+    const job = { ...next, id, resultFile };
     this.inFlight = job;
     this.runTimer = setTimeout(() => this.onTimeout(), this.runTimeoutMs);
     this.child.send({ type: 'run', id, tokens: job.tokens, want: job.want, resultFile });
@@ -221,8 +219,11 @@ export class Replica extends EventEmitter<ReplicaEvents> {
     } else {
       this.batchesRun++;
       this.failuresInARow = 0;
-      if (message.type === 'result') job.resolve(message.results);
-      else this.readResults(job, message.layout);
+      if (message.type === 'result-file') this.readResults(job, message.layout);
+      else {
+        if (message.inlineBecause) this.transfer.fellBack('unwritable', message.inlineBecause);
+        job.resolve(message.results);
+      }
     }
     this.pump(); // the child is free while the parent reads a result file
   }
@@ -230,9 +231,13 @@ export class Replica extends EventEmitter<ReplicaEvents> {
   private readResults(job: SentJob, layout: SequenceResult<Slot>[]): void {
     this.pendingReads++;
     readResultFile(job.resultFile!, layout)
-      .then(job.resolve, (err: Error) =>
-        job.reject(new ReplicaError('run-failed', `replica ${this.name}: reading the result failed: ${err.message}`)),
-      )
+      .then(job.resolve, (err: Error) => {
+        // Missing or truncated (TransferError): neither the batch's fault (no split) nor the
+        // process's (no restart). Run it again here, first in line, and have it come inline.
+        if (this.state === 'failed') return job.reject(new ReplicaError('failed', `replica ${this.name} has failed`));
+        this.transfer.fellBack('unreadable', err.message);
+        this.queue.unshift({ ...job, inline: true });
+      })
       .finally(() => {
         this.pendingReads--;
         this.pump();
