@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { loadCheckpoint, type Esm2Checkpoint } from '../src/model/checkpoint.js';
 import { compileCheckpoint, type CompiledModel, type CompileOptions } from '../src/compile/index.js';
+import { prepareModel } from '../src/engine/prepare.js';
 import { runGoldenRows } from './helpers/run-graph.js';
 import { goldenCases, fixtureModelDir, goldenTensor, relativeError, type GoldenCase } from './helpers/golden.js';
 import { tempDir } from './helpers/temp-dir.js';
@@ -142,4 +143,21 @@ test('an intact entry is a cache hit: nothing recompiled or rewritten, and its m
     assert.deepEqual(manifest.files[name], { size: bytes.byteLength, sha256: createHash('sha256').update(bytes).digest('hex') }, name);
   }
   await assertGolden(second);
+});
+
+test('prepareModel (esm2 embed, the server) logs a damaged entry at level warn, naming the file', async (t) => {
+  const cacheDir = await tempDir(t, 'esm2-cache-');
+  const first = await prepareModel({ modelDir: fixtureModelDir, device: 'cpu', cacheDir });
+  await first.checkpoint.close();
+  const dataPath = join(first.compiled[0].onnxPath, '..', 'model.onnx.data');
+  await writeFile(dataPath, Buffer.alloc((await stat(dataPath)).size));
+
+  const logs: { message: string; level?: string }[] = [];
+  const second = await prepareModel({ modelDir: fixtureModelDir, device: 'cpu', cacheDir, log: (message, level) => logs.push({ message, level }) });
+  await second.checkpoint.close();
+  const warnings = logs.filter((l) => l.level === 'warn');
+  assert.equal(warnings.length, 1, JSON.stringify(logs));
+  assert.ok(warnings[0].message.includes(dataPath), warnings[0].message);
+  assert.ok(logs.some((l) => l.level !== 'warn' && /^compiled default graph/.test(l.message)), JSON.stringify(logs));
+  await assertGolden(second.compiled[0]);
 });
