@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { SafetensorsFile } from '../src/model/safetensors.js';
@@ -66,6 +66,25 @@ test('esm2 embed defaults to the mean of the last layer', async (t) => {
   const file = await SafetensorsFile.open(output);
   t.after(() => file.close());
   assert.deepEqual([...file.tensors.keys()], ['p1/mean/2']);
+  assert.ok(relativeError(await file.readFloat32('p1/mean/2'), await goldenTensor('seed_example', 'mean')) <= 1e-5);
+});
+
+test('esm2 embed with a damaged compile cache warns, naming the file, recompiles and still matches fair-esm', async (t) => {
+  const dir = await tempDir(t);
+  const cacheDir = join(dir, 'compiled');
+  const fasta = join(dir, 'one.fasta');
+  await writeFile(fasta, '>p1\nMKTVRQERLKSIVRILERSKEPVSGAQL\n');
+  const output = join(dir, 'out.safetensors');
+  const args = ['embed', '--model', fixtureModelDir, '--input', fasta, '--output', output, '--no-progress'];
+  await esm2(args, cacheDir);
+  const [key] = await readdir(cacheDir);
+  const data = join(cacheDir, key, 'model.onnx.data');
+  await writeFile(data, Buffer.alloc((await stat(data)).size)); // zeroed weights, same size
+
+  const { stderr } = await esm2(args, cacheDir);
+  assert.ok(stderr.includes(`warning: cached graph ${join(cacheDir, key)} is damaged: ${data} has sha256 `), stderr);
+  const file = await SafetensorsFile.open(output);
+  t.after(() => file.close());
   assert.ok(relativeError(await file.readFloat32('p1/mean/2'), await goldenTensor('seed_example', 'mean')) <= 1e-5);
 });
 

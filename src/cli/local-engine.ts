@@ -50,7 +50,14 @@ const MAX_BATCH_SIZE = 64;
 export async function startLocalEngine(opts: LocalEngineOptions): Promise<LocalEngine> {
   const device = opts.device ?? 'cpu';
   const log = opts.log ?? (() => undefined);
-  const prepared = await prepareModel({ modelDir: opts.modelDir, device, precision: opts.precision, contacts: opts.contacts, cacheDir: opts.cacheDir, log });
+  const prepared = await prepareModel({
+    modelDir: opts.modelDir,
+    device,
+    precision: opts.precision,
+    contacts: opts.contacts,
+    cacheDir: opts.cacheDir,
+    log: (message, level) => log(level === 'warn' ? `warning: ${message}` : message),
+  });
   let pool: ReplicaPool;
   try {
     pool = await ReplicaPool.start({

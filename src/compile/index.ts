@@ -1,7 +1,6 @@
 // Compiles a checkpoint into an ONNX graph (+ external weights) once, and caches it on disk keyed
 // by checkpoint content, graph options and the compiler's own code, so a restart loads directly.
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -11,6 +10,7 @@ import { ExternalDataWriter } from './external-data.js';
 import { buildEsm2Graph, type Esm2Shape } from './esm2-graph.js';
 import { GraphBuilder } from './onnx-graph.js';
 import { CONTRIB_DOMAIN } from './attention-fused.js';
+import { checkEntry, discardEntry, writeManifest } from './cache-entry.js';
 
 export type Variant = 'default' | 'contacts';
 export type Precision = 'fp32' | 'fp16';
@@ -22,6 +22,8 @@ export interface CompileOptions {
   fusedAttention?: boolean;
   /** Defaults to $ESM2_COMPILE_CACHE or ~/.cache/esm2-serve/compiled. */
   cacheDir?: string;
+  /** Told when a cached graph is damaged (which file, what is wrong) before it is recompiled. */
+  onWarning?: (message: string) => void;
 }
 
 export interface CompiledModel {
@@ -44,7 +46,8 @@ export interface CompiledModel {
   compileMs: number;
 }
 
-const MANIFEST = 'manifest.json';
+/** The files of an entry, all recorded in its manifest with size and sha256. */
+const ENTRY_FILES = ['model.onnx', 'model.onnx.data'] as const;
 
 export function defaultCompileCacheDir(): string {
   return process.env.ESM2_COMPILE_CACHE || join(homedir(), '.cache', 'esm2-serve', 'compiled');
@@ -87,8 +90,14 @@ export async function compileCheckpoint(checkpoint: Esm2Checkpoint, options: Com
     compileMs,
   });
   // The manifest is written last inside a private directory that is renamed into place, so a
-  // directory with a manifest is always complete, even with several processes compiling at once.
-  if (existsSync(join(finalDir, MANIFEST))) return describe(false, 0);
+  // directory with a manifest is complete, even with several processes compiling at once; every
+  // file is re-hashed against it before use, since a file can be damaged after that (cache-entry.ts).
+  const cached = await checkEntry(finalDir, ENTRY_FILES);
+  if (cached.state === 'intact') return describe(false, 0);
+  if (cached.state === 'damaged') {
+    options.onWarning?.(`cached graph ${finalDir} is damaged: ${cached.problem}; moving it aside and recompiling`);
+    await discardEntry(finalDir, cached.manifest);
+  }
 
   const started = performance.now();
   await mkdir(cacheDir, { recursive: true });
@@ -109,12 +118,13 @@ export async function compileCheckpoint(checkpoint: Esm2Checkpoint, options: Com
     });
     await writeFile(join(workDir, 'model.onnx'), bytes);
     const compileMs = performance.now() - started;
-    await writeFile(join(workDir, MANIFEST), JSON.stringify({ ...describe(true, compileMs), onnxPath: 'model.onnx' }, null, 2));
+    await writeManifest(workDir, { ...describe(true, compileMs), onnxPath: 'model.onnx' });
     try {
       await rename(workDir, finalDir);
     } catch (err) {
-      // Another process finished the same graph first: use its copy.
-      if (!existsSync(join(finalDir, MANIFEST))) throw err;
+      // Another process finished the same graph first: use its copy, once it proves intact.
+      const other = await checkEntry(finalDir, ENTRY_FILES);
+      if (other.state !== 'intact') throw new Error(`cannot install the compiled graph at ${finalDir}: ${(err as Error).message}${other.state === 'damaged' ? ` (${other.problem})` : ''}`);
       await rm(workDir, { recursive: true, force: true });
       return describe(false, 0);
     }

@@ -16,7 +16,8 @@ export interface PrepareOptions {
   /** Also compile the contact-head variant. */
   contacts?: boolean;
   cacheDir?: string;
-  log?: (message: string) => void;
+  /** Progress at level info; a damaged cached graph that is recompiled at level warn. */
+  log?: (message: string, level?: 'info' | 'warn') => void;
 }
 
 /** The graphs of one precision. */
@@ -50,7 +51,8 @@ export async function prepareModel(opts: PrepareOptions): Promise<PreparedModel>
   const compile = async (precision: Precision): Promise<DeviceGraphs> => {
     const compiled: CompiledModel[] = [];
     for (const variant of opts.contacts ? (['default', 'contacts'] as const) : (['default'] as const)) {
-      const model = await compileCheckpoint(checkpoint, { variant, precision, fusedAttention, cacheDir: opts.cacheDir });
+      const onWarning = (message: string) => opts.log?.(message, 'warn');
+      const model = await compileCheckpoint(checkpoint, { variant, precision, fusedAttention, cacheDir: opts.cacheDir, onWarning });
       opts.log?.(
         model.compiled
           ? `compiled ${variant} graph (${precision}) in ${(model.compileMs / 1000).toFixed(1)} s → ${model.onnxPath}`

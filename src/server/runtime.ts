@@ -118,7 +118,7 @@ export class ServingRuntime {
       device: devices.replicas[0].device,
       precision: settings.precision,
       contacts: true,
-      log: (message) => log.info(message),
+      log: (message, level = 'info') => log[level](message),
     });
     let pool: ReplicaPool;
     try {
