@@ -44,7 +44,8 @@ USER 1000:1000
 # Model files (HuggingFace cache layout) and compiled graphs.
 VOLUME ["/data"]
 EXPOSE 8000
-# Liveness without curl (not in slim images): Node's fetch against the server's liveness route.
+# Liveness without curl (not in slim images): Node's fetch against the server's liveness route, 503
+# (unhealthy) only once every replica has failed for good; 200 while the model loads.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=5m --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8000) + '/v1/health/live', { signal: AbortSignal.timeout(4000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # `npm start` is `node bin/esm2.js serve`; run without npm so SIGTERM reaches the server, which drains.

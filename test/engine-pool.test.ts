@@ -82,6 +82,7 @@ test('a replica that cannot start is reported failed while the other serves', as
   assert.equal(pool.isUp(1), false);
   assert.equal(pool.upCount(), 1);
   assert.ok(pool.ready, 'ready counts the replicas that started');
+  assert.equal(pool.unavailableReason(), undefined, 'one replica serves');
   assert.equal((await pool.run(0, rows, LOGITS)).length, 2);
   await assert.rejects(pool.run(1, rows, LOGITS), (err: unknown) => err instanceof ReplicaError && err.reason === 'failed');
   await assert.rejects(pool.run(2, rows, LOGITS), (err: unknown) => err instanceof ReplicaError && err.reason === 'invalid-request');
@@ -166,12 +167,25 @@ test('a crash is forwarded as replica-down, the restart as replica-up, with the 
   const [downIndex, reason] = await down;
   assert.deepEqual([downIndex, reason], [1, 'crashed']);
   assert.equal(pool.isUp(1), true, 'a restarting replica still counts as up: queued work waits for it');
+  assert.equal(pool.unavailableReason(), undefined);
   const [upIndex, info] = await up;
   assert.equal(upIndex, 1);
   assert.equal(info.restarts, 1);
   assert.ok(pool.ready);
   assert.equal((await pool.run(1, rows, LOGITS)).length, 2);
   assert.equal(pool.replicaInfo()[0].restarts, 0);
+});
+
+test('when every replica has failed for good, unavailableReason says so with each one\'s last error', async () => {
+  const { pool } = await startPool(
+    [{ device: 'cpu', intraOpNumThreads: 1 }, { device: 'tpu:0' }],
+    { faultInjection: { 0: 'crash-on-run' }, restart: { maxAttempts: 0 } },
+  );
+  const failed = once(pool, 'replica-down');
+  await assert.rejects(pool.run(0, rows, LOGITS), (err: unknown) => err instanceof ReplicaError && err.reason === 'crashed');
+  assert.deepEqual((await failed).slice(0, 2), [0, 'crashed']);
+  assert.equal(pool.replicaInfo()[0].state, 'failed');
+  assert.match(pool.unavailableReason() ?? '', /^every replica has failed \(0 \(cpu\): replica 0 \(cpu\) gave up after 1 failures in a row; the last: replica 0 \(cpu\) \(pid \d+\) .*; 1 \(tpu:0\): .*tpu:0/);
 });
 
 test('close() lets accepted work finish, then refuses more', async () => {

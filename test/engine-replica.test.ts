@@ -200,7 +200,8 @@ test('a replica gives up after maxAttempts failures in a row', async () => {
   const replica = await startReplica({ faultInjection: 'hang-on-run', runTimeoutMs: 500, restart: { maxAttempts: 0 } });
   const failed = once(replica, 'failed');
   await rejectsWith(replica.run({ tokens: [rows[0]], want: { logits: true } }), 'timeout');
-  await failed;
+  const [err] = await failed;
+  assert.match(err.message, /gave up after 1 failures in a row; the last: .* ran past 500 ms and was killed/, 'says why');
   assert.equal(replica.info().state, 'failed');
   await rejectsWith(replica.run({ tokens: [rows[0]], want: { logits: true } }), 'failed');
 });

@@ -1,8 +1,10 @@
 // What the scheduler does when a batch fails: replica faults are retried elsewhere, ORT errors
-// are retried in halves until the offending sequence is alone, anything else fails only its requests.
+// are retried in halves until the offending sequence is alone, anything else fails only its requests;
+// when no replica will serve again, what waits is ended at once.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ReplicaError } from '../src/engine/errors.js';
+import { UnavailableError } from '../src/scheduler/errors.js';
 import { Scheduler, type SchedulerOptions } from '../src/scheduler/scheduler.js';
 import type { WorkItem } from '../src/scheduler/types.js';
 import { FakeExecutor, tokensFor } from './helpers/fake-executor.js';
@@ -114,4 +116,33 @@ test('abortAll ends every request with queued or running work with the error giv
   fake.releaseAll();
   await scheduler.drain();
   assert.equal(fake.batches.length, 1, 'the queued work never ran');
+});
+
+test('when no replica will serve again, work waiting (even for a restart) is ended with UnavailableError at once and new work refused', async () => {
+  const fake = new FakeExecutor(1);
+  fake.hold = true;
+  const scheduler = new Scheduler(fake, { ...options, maxBatchSize: 1 });
+  const drops: { reason: string; sequences: number }[] = [];
+  scheduler.on('dropped', (report) => drops.push(report));
+  const lost = scheduler.submit([item(1)]);
+  await fake.batchesStarted(1);
+  const queued = scheduler.submit([item(2), item(3)]);
+  fake.restarting[0] = true; // crashed: restarting, so the lost batch waits for it with the rest
+  fake.batches[0].fail(new ReplicaError('crashed', 'replica 0 was killed (SIGKILL)'));
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(scheduler.stats().queuedSequences, 3, 'a restarting replica is waited for');
+  assert.equal(drops.length, 0, 'nothing dropped');
+
+  fake.up[0] = false;
+  fake.unavailable = 'every replica has failed (0 (cpu): gave up)'; // its restarts ran out
+  scheduler.wake();
+  const unavailable = (err: unknown) => err instanceof UnavailableError && err.message === 'no replica can serve: every replica has failed (0 (cpu): gave up)';
+  await assert.rejects(lost, unavailable);
+  await assert.rejects(queued, unavailable);
+  assert.deepEqual(drops.map((d) => d.reason), ['unavailable', 'unavailable']);
+  assert.equal(drops.reduce((sum, d) => sum + d.sequences, 0), 3);
+  assert.equal(scheduler.stats().queuedSequences, 0);
+  await assert.rejects(scheduler.submit([item(4)]), unavailable, 'new work is refused at once');
+  assert.equal(scheduler.stats().queuedSequences, 0, 'and nothing of it queued');
+  assert.equal(fake.batches.length, 1, 'nothing ran after the crash');
 });

@@ -6,7 +6,8 @@
 // answer a lone request gets; the replica restarts after a backoff, /health says "degraded"
 // (200) meanwhile, esm2_replica_restarts_total and esm2_batch_retries_total count it. A replica
 // that keeps crashing ends 'failed', out of rotation and never restarted again, while the other
-// serves. (ORT errors split in halves: test/scheduler-recovery.test.ts.)
+// serves, and liveness stays 200. (ORT errors split in halves: test/scheduler-recovery.test.ts; the
+// last replica failing: test/server-replica-failed.test.ts.)
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import type { PoolReplicaInfo } from '../src/engine/pool.js';
@@ -185,6 +186,7 @@ test('a replica that keeps crashing ends failed, out of rotation and not restart
   assert.deepEqual([h.code, h.status], [200, 'degraded']);
   assert.match(h.message, /0: failed/);
   assert.equal((await fetch(`${s.url}/ready`)).status, 200, 'still ready: one replica serves');
+  assert.equal((await fetch(`${s.url}/v1/health/live`)).status, 200, 'alive: one replica failed, another serves');
   const metrics = await scrape(s.url);
   assert.equal(metricSum(metrics, 'esm2_replica_up', { replica: '0' }), 0);
   assert.equal(metricSum(metrics, 'esm2_replica_restarts_total', { replica: '0' }), MAX_ATTEMPTS);

@@ -139,6 +139,16 @@ export class ReplicaPool extends EventEmitter<PoolEvents> implements Executor {
     return this.slots.filter((s) => s.replica?.info().state === 'ready').length;
   }
 
+  /**
+   * Why no replica will serve again — every one failed for good (never started, or gave up after
+   * its restarts), each one's error — or undefined while one serves or is restarting.
+   */
+  unavailableReason(): string | undefined {
+    const infos = this.replicaInfo();
+    if (!infos.every((r) => r.state === 'failed')) return undefined;
+    return `every replica has failed (${infos.map((r) => `${r.index} (${r.device}): ${r.error ?? 'failed'}`).join('; ')})`;
+  }
+
   /** True when every replica that started is ready (none restarting, failed or closing). */
   get ready(): boolean {
     const started = this.slots.filter((s) => s.replica);

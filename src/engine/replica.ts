@@ -16,6 +16,9 @@ export type { CrashEvent, DeviceModels, ModelSource, ReplicaInfo, ReplicaOptions
 
 const ESM_PAD_TOKEN_ID = 1;
 
+/** A failure as the reason for giving up states it (health, a 503): one line, without the process's last output (a native stack). */
+const summary = (message: string): string => oneLine(message.split('; last output: ')[0]);
+
 interface ReplicaEvents {
   ready: [ReplicaInfo];
   crashed: [CrashEvent];
@@ -61,6 +64,8 @@ export class Replica extends EventEmitter<ReplicaEvents> {
   private batchesRun = 0;
   private restarts = 0;
   private failuresInARow = 0;
+  /** What the latest crash, hang or failed restart said (the reason given when it gives up). */
+  private lastFailure = '';
   private spawned = 0;
   /** The process close() is stopping (kill() ends it too). */
   private stoppingChild?: ReplicaChild;
@@ -269,6 +274,7 @@ export class Replica extends EventEmitter<ReplicaEvents> {
     const detail = `${message}${job ? ` during a batch of ${job.tokens.length} sequences` : ''}${lastOutput}`;
     if (job?.resultFile) void removeQuietly(job.resultFile); // the child may have written it before dying
     job?.reject(new ReplicaError(reason, detail));
+    this.lastFailure = summary(detail);
     this.emit('crashed', { reason, message: detail });
     this.scheduleRestart();
   }
@@ -290,6 +296,7 @@ export class Replica extends EventEmitter<ReplicaEvents> {
           this.emit('restarted', this.info());
         },
         (err: ReplicaError) => {
+          this.lastFailure = summary(err.message);
           this.emit('crashed', { reason: 'init-failed', message: err.message });
           this.scheduleRestart();
         },
@@ -304,7 +311,7 @@ export class Replica extends EventEmitter<ReplicaEvents> {
 
   private giveUp(): void {
     this.state = 'failed';
-    const err = new ReplicaError('failed', `replica ${this.name} gave up after ${this.failuresInARow} failures in a row`);
+    const err = new ReplicaError('failed', `replica ${this.name} gave up after ${this.failuresInARow} failures in a row; the last: ${this.lastFailure}`);
     for (const job of this.queue.splice(0)) job.reject(err);
     this.emit('failed', err);
     this.pump();

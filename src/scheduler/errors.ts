@@ -1,5 +1,6 @@
 // Why the scheduler refused or abandoned a request. The server maps each to a status code
-// (429 with Retry-After, 499/none for a gone client, 504); executor failures pass through as they are.
+// (429 with Retry-After, 499/none for a gone client, 504, 503 when no replica is left); executor
+// failures pass through as they are.
 
 /** The queue holds more tokens than MAX_QUEUED_TOKENS allows; nothing of the request was queued. */
 export class OverloadedError extends Error {
@@ -26,5 +27,13 @@ export class SchedulerTimeoutError extends Error {
   constructor(readonly timeoutMs: number) {
     super(`request timed out after ${timeoutMs} ms`);
     this.name = 'SchedulerTimeoutError';
+  }
+}
+
+/** No replica will ever take work again (every one has failed for good): the request is refused, or its queued work dropped. */
+export class UnavailableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UnavailableError';
   }
 }

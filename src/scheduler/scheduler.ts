@@ -4,7 +4,7 @@
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { planBatch, type BatchLimits, type BatchPlan } from './batch-selection.js';
-import { CancelledError, OverloadedError, SchedulerTimeoutError } from './errors.js';
+import { CancelledError, OverloadedError, SchedulerTimeoutError, UnavailableError } from './errors.js';
 import { PendingRequest } from './pending-request.js';
 import { ThroughputMeter } from './throughput.js';
 import type { BatchReport, Executor, ItemOutcome, SequenceResult, WorkItem } from './types.js';
@@ -59,9 +59,13 @@ export interface RetryReport {
   sequences: number;
 }
 
-/** Queued sequences of one request dropped before any replica ran them: its client left, it timed out, another of its sequences failed, or abortAll (a shutdown that could not wait). */
+/**
+ * Queued sequences of one request dropped before any replica ran them: its client left, it timed
+ * out, another of its sequences failed, abortAll (a shutdown that could not wait), or no replica
+ * is left to run them (Executor.unavailableReason).
+ */
 export interface DropReport {
-  reason: 'cancelled' | 'timeout' | 'failed' | 'shutdown';
+  reason: 'cancelled' | 'timeout' | 'failed' | 'shutdown' | 'unavailable';
   sequences: number;
 }
 
@@ -99,7 +103,8 @@ export class Scheduler extends EventEmitter {
    * Queues one request's sequences; resolves with their outcomes in item order. Rejects at once,
    * queuing nothing, with OverloadedError when the queue is too full (a request larger than
    * maxQueuedTokens on its own is still taken when nothing else waits — otherwise it could never
-   * run), or with TypeError/RangeError for malformed items.
+   * run), with UnavailableError when no replica will ever run it (every one has failed), or with
+   * TypeError/RangeError for malformed items.
    */
   submit(items: readonly WorkItem[], options: SubmitOptions = {}): Promise<ItemOutcome[]> {
     try {
@@ -111,6 +116,8 @@ export class Scheduler extends EventEmitter {
     const { signal, timeoutMs } = options;
     if (signal?.aborted) return Promise.reject(new CancelledError());
     if (items.length === 0) return Promise.resolve([]);
+    const unavailable = this.unavailable();
+    if (unavailable) return Promise.reject(unavailable);
     const overloaded = this.overload(items.reduce((sum, item) => sum + item.tokens.length, 0));
     if (overloaded) return Promise.reject(overloaded);
 
@@ -160,8 +167,7 @@ export class Scheduler extends EventEmitter {
    * many requests were ended.
    */
   abortAll(error: unknown): number {
-    const requests = new Set<PendingRequest>();
-    for (const lane of ['default', 'contacts'] as const) for (const item of this.queue.inLane(lane)) requests.add(item.request);
+    const requests = this.queue.requests();
     for (const items of this.running) for (const item of items) requests.add(item.request);
     let ended = 0;
     for (const request of requests) {
@@ -193,6 +199,12 @@ export class Scheduler extends EventEmitter {
   /** Looks at the queue again now, e.g. when a replica is back after a restart. */
   wake(): void {
     this.schedulePump();
+  }
+
+  /** UnavailableError with the executor's reason when no replica will ever take work again. */
+  private unavailable(): UnavailableError | undefined {
+    const reason = this.executor.unavailableReason?.();
+    return reason === undefined ? undefined : new UnavailableError(`no replica can serve: ${reason}`);
   }
 
   /** The error refusing `tokens` more, or undefined when they fit. */
@@ -244,6 +256,12 @@ export class Scheduler extends EventEmitter {
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
     this.wakeTimer = undefined;
     if (this.queue.size === 0) return;
+    // The last replica failed for good: what waits would wait forever (until its timeout); end it now.
+    const unavailable = this.unavailable();
+    if (unavailable) {
+      for (const request of this.queue.requests()) this.abandon(request, unavailable, 'unavailable');
+      return;
+    }
     const now = performance.now();
     const up = this.readyReplicas();
     // Items of a batch left waiting for company are not offered to the next replica this round.

@@ -15,6 +15,13 @@ export interface Executor {
    * crash runs on a replica that serves rather than waiting out the restart. Absent: isUp.
    */
   isReady?(replica: number): boolean;
+  /**
+   * Why no replica will ever take work again (every one has failed for good, never to restart),
+   * or undefined while one serves or may again (restarting replicas count as coming back). When it
+   * says why, the scheduler refuses new work and ends what waits with UnavailableError, at once,
+   * instead of leaving it to time out. Absent: never.
+   */
+  unavailableReason?(): string | undefined;
   /** Runs one batch on one replica (each replica runs one batch at a time). */
   run(replica: number, tokens: Int32Array[], want: Want): Promise<SequenceResult[]>;
 }

@@ -58,6 +58,13 @@ export class WorkQueue {
     return this.lanes[lane];
   }
 
+  /** The requests with an item waiting, in no particular order. */
+  requests(): Set<PendingRequest> {
+    const requests = new Set<PendingRequest>();
+    for (const lane of Object.values(this.lanes)) for (const item of lane) requests.add(item.request);
+    return requests;
+  }
+
   /** The oldest waiting item that `accept` takes, over every lane. */
   oldest(accept: (item: QueuedItem) => boolean): QueuedItem | undefined {
     let best: QueuedItem | undefined;

@@ -17,13 +17,21 @@ export class ApiError extends Error {
 }
 
 export const notReady = (message: string) => new ApiError(503, 'not_ready', message);
+/**
+ * Retry-After of a 503 `no_replica`: no replica of this process will serve again, and liveness now
+ * fails, so the orchestrator restarts it — Kubernetes after 4 failed probes 15 s apart (k8s/base).
+ */
+export const NO_REPLICA_RETRY_AFTER_S = 60;
+/** Every replica has failed for good (`message` says why): refused at once rather than left to time out. */
+export const noReplica = (message: string) => new ApiError(503, 'no_replica', message, { 'retry-after': String(NO_REPLICA_RETRY_AFTER_S) });
 export const shuttingDown = (timeoutMs: number) =>
   new ApiError(503, 'shutting_down', `the server is shutting down and could not finish this request within SHUTDOWN_TIMEOUT_MS (${timeoutMs} ms)`);
 export const unauthorized = () => new ApiError(401, 'unauthorized', 'missing or invalid API key (send Authorization: Bearer <key>)');
 
 /** Scheduler and engine errors are recognised by name, so this layer needs no import of theirs. */
-const BY_NAME: Record<string, { status: number; code: string }> = {
+const BY_NAME: Record<string, { status: number; code: string; retryAfterSeconds?: number }> = {
   OverloadedError: { status: 429, code: 'overloaded' },
+  UnavailableError: { status: 503, code: 'no_replica', retryAfterSeconds: NO_REPLICA_RETRY_AFTER_S },
   SchedulerTimeoutError: { status: 504, code: 'timeout' },
   CancelledError: { status: 499, code: 'cancelled' },
   ReplicaError: { status: 500, code: 'inference_failed' },
@@ -44,7 +52,8 @@ export function toApiError(err: unknown): ApiError {
   const e = err as FastifyError & { retryAfterSeconds?: number };
   const byName = BY_NAME[e?.name];
   if (byName) {
-    const headers: Record<string, string> = e.retryAfterSeconds ? { 'retry-after': String(Math.ceil(e.retryAfterSeconds)) } : {};
+    const retryAfter = e.retryAfterSeconds ?? byName.retryAfterSeconds;
+    const headers: Record<string, string> = retryAfter ? { 'retry-after': String(Math.ceil(retryAfter)) } : {};
     return new ApiError(byName.status, byName.code, e.message, headers);
   }
   const fastify = e?.code ? FASTIFY_CODES[e.code] : undefined;

@@ -7,6 +7,7 @@
 //     hang, or failed for good), or runs on another device than asked for (a GPU fell back to cpu, or DEVICES=auto found
 //     NVIDIA GPUs it cannot use).
 //   healthy (200): every replica serves on the device it was given.
+// And GET /v1/health/live's (livenessVerdict): whether only a restart of the process can help.
 import type { PoolReplicaInfo } from '../engine/pool.js';
 import type { ServiceState } from './runtime.js';
 
@@ -49,4 +50,23 @@ export function healthVerdict({ state, message, replicas, demoReason, devicesFal
   }
   if (problems.length) return { status: 'degraded', code: 200, message: [message, ...problems].join('; ') };
   return { status: 'healthy', code: 200, message };
+}
+
+export interface LivenessVerdict {
+  code: 200 | 503;
+  body: { status: 'alive' } | { status: 'failed'; detail: string };
+}
+
+/**
+ * /v1/health/live (the Kubernetes liveness probe, the images' HEALTHCHECK): 503 only when this
+ * process will never serve again as it is — every replica has failed for good (`unavailable`, the
+ * pool's reason), or the model could not be loaded (the process is exiting anyway) — so that the
+ * orchestrator restarts it. 200 while the model loads (initializing), while serving, degraded
+ * (a replica restarting, or failed while another serves) and draining: a probe must not kill a
+ * pod that is starting up or finishing its accepted work.
+ */
+export function livenessVerdict(state: ServiceState, message: string, unavailable: string | undefined): LivenessVerdict {
+  if (state === 'unhealthy') return { code: 503, body: { status: 'failed', detail: `the model could not be loaded: ${message}` } };
+  if (state === 'ready' && unavailable) return { code: 503, body: { status: 'failed', detail: `no replica can serve: ${unavailable}; only a restart of the process can help` } };
+  return { code: 200, body: { status: 'alive' } };
 }

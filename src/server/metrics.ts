@@ -72,7 +72,7 @@ export class Metrics {
   });
   readonly droppedSequences = new client.Counter({
     name: 'esm2_dropped_sequences_total',
-    help: 'Queued sequences dropped before a replica ran them (reason cancelled: the client left; timeout: REQUEST_TIMEOUT_MS; failed: another sequence of the request failed; shutdown: SHUTDOWN_TIMEOUT_MS passed)',
+    help: 'Queued sequences dropped before a replica ran them (reason cancelled: the client left; timeout: REQUEST_TIMEOUT_MS; failed: another sequence of the request failed; shutdown: SHUTDOWN_TIMEOUT_MS passed; unavailable: every replica had failed)',
     labelNames: ['reason'],
     registers: [this.registry],
   });

@@ -153,6 +153,7 @@ export class ServingRuntime {
     const scheduler = new Scheduler(pool, schedulerOptions(settings));
     scheduler.on('batch', (report: BatchReport) => this.recordBatch(report, pool));
     pool.on('replica-up', () => scheduler.wake()); // a restarted replica takes waiting work at once
+    pool.on('replica-down', () => scheduler.wake()); // the last one failed: what waits is answered 503 at once
     scheduler.on('retry', ({ reason, sequences }: RetryReport) => {
       m.batchRetries.inc({ reason });
       m.retriedSequences.inc({ reason }, sequences);

@@ -59,6 +59,12 @@ export class FakeExecutor implements Executor {
     return this.up[replica] && !this.restarting[replica];
   }
 
+  /** Set: no replica will serve again, and why (Executor.unavailableReason). */
+  unavailable: string | undefined = undefined;
+  unavailableReason(): string | undefined {
+    return this.unavailable;
+  }
+
   run(replica: number, tokens: Int32Array[], want: Want): Promise<SequenceResult[]> {
     if (this.running.has(replica)) this.overlaps += 1;
     this.running.add(replica);

@@ -4,12 +4,19 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ItemOutcome } from '../../scheduler/types.js';
 import { runSequences, type RowRunner, type RunOptions } from '../../tasks/run.js';
 import type { Infer } from '../../tasks/infer.js';
-import { notReady } from '../errors.js';
+import { noReplica, notReady } from '../errors.js';
 import type { LoadedModel, ServingRuntime } from '../runtime.js';
 
+/**
+ * The model every inference route runs on, or the 503 refusing the request: not ready (loading,
+ * draining), or no replica left to serve (every one failed for good; the scheduler also ends work
+ * already queued then). A replica that is restarting still takes work: it waits for the restart.
+ */
 export function readyModel(runtime: ServingRuntime): LoadedModel {
   const model = runtime.model;
   if (runtime.state !== 'ready' || !model) throw notReady(`service is ${runtime.state}: ${runtime.message}`);
+  const unavailable = model.pool.unavailableReason();
+  if (unavailable) throw noReplica(`no replica can serve: ${unavailable}`);
   return model;
 }
 

@@ -2,7 +2,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { precisionOf, type ServingRuntime } from '../runtime.js';
 import { settingsInForce } from '../settings.js';
-import { healthVerdict } from '../health.js';
+import { healthVerdict, livenessVerdict } from '../health.js';
 import type { PoolReplicaInfo } from '../../engine/pool.js';
 
 const GPU_KINDS = /^(cuda|tensorrt|webgpu)/;
@@ -46,13 +46,21 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime;
     });
   });
 
-  const live = async () => ({ status: 'alive' });
-  app.get('/v1/health/live', { schema: { summary: 'Liveness probe' } }, live);
+  // When liveness fails and when it must not: server/health.ts livenessVerdict.
+  app.get('/v1/health/live', { schema: { summary: 'Liveness probe: 503 only when every replica has failed for good (or the model could not be loaded); 200 while starting, serving, degraded or draining' } }, async (_request, reply) => {
+    const { code, body } = livenessVerdict(runtime.state, runtime.message, runtime.model?.pool.unavailableReason());
+    return reply.code(code).send(body);
+  });
 
+  /** Why no replica serves now: every one failed for good, or each is restarting. */
+  const noneServing = () =>
+    runtime.model?.pool.unavailableReason() ?? `no replica serves now (${replicas().map((r) => `${r.index}: ${r.state}`).join(', ')})`;
   const readiness = async (_request: unknown, reply: { code(n: number): { send(b: unknown): unknown } }) =>
     ready()
       ? reply.code(200).send({ status: 'ready' })
-      : reply.code(503).send({ status: runtime.state === 'ready' ? 'no replica serving' : runtime.state, detail: runtime.message });
+      : runtime.state === 'ready'
+        ? reply.code(503).send({ status: 'no replica serving', detail: noneServing() })
+        : reply.code(503).send({ status: runtime.state, detail: runtime.message });
   app.get('/ready', { schema: { summary: 'Readiness probe: 503 until the model is compiled and every replica has started, while draining, and while no replica serves' } }, readiness);
   app.get('/v1/health/ready', { schema: { summary: 'Readiness probe (alias of /ready)' } }, readiness);
 
