@@ -71,7 +71,7 @@ export interface PlanContext {
 export interface BatchPlan {
   items: QueuedItem[];
   lane: Lane;
-  /** Dispatch now; otherwise wait for company until `deadline`. */
+  /** Dispatch now (also when it holds an item put back after a failed batch); otherwise wait for company until `deadline`. */
   ready: boolean;
   /** The anchor's (oldest item's) arrival + maxWaitMs. */
   deadline: number;
@@ -89,6 +89,7 @@ export function planBatch(queue: WorkQueue, context: PlanContext): BatchPlan | u
   }
   const { items, full } = selectBatch(anchor, candidates, context.limits);
   const deadline = anchor.enqueuedAt + context.maxWaitMs;
-  const ready = !context.batching || full || !context.waitAllowed || context.now >= deadline;
+  // Items put back after a failed batch waited for company once already: no second wait.
+  const ready = !context.batching || full || !context.waitAllowed || context.now >= deadline || items.some((item) => item.putBack);
   return { items, lane: anchor.lane, ready, deadline };
 }

@@ -135,6 +135,7 @@ export class Scheduler extends EventEmitter {
         enqueuedAt: now,
         attempts: 0,
         maxCompany: Infinity,
+        putBack: false,
       };
       this.queue.add(queued);
       request.queued.add(queued);
@@ -348,37 +349,36 @@ export class Scheduler extends EventEmitter {
 
   /**
    * A failed batch. A replica fault (crash, hang, replica gone) is not the items' fault: they go
-   * back to the front of the queue, unpinned, for another replica or the restarted one, up to
-   * MAX_FAULT_RETRIES times. An ORT error in a batch of several (e.g. out of memory) is retried
-   * in halves, until the sequence that fails alone is found; only its request fails. Anything
-   * else fails the requests that had a sequence in the batch; the scheduler keeps serving.
+   * back at their arrival places (WorkQueue.putBack), unpinned, for another replica or the restarted
+   * one, up to MAX_FAULT_RETRIES times. An ORT error in a batch of several (e.g. out of memory) puts
+   * them back in halves, until the sequence that fails alone is found; only its request fails.
+   * Anything else fails the requests that had a sequence in the batch; the scheduler keeps serving.
    */
   private recover(items: QueuedItem[], failure: unknown): void {
     const reason = (failure as { name?: string; reason?: string }).name === 'ReplicaError' ? (failure as { reason: string }).reason : undefined;
     const live = items.filter((item) => !item.request.settled);
-    const requeue = (item: QueuedItem) => {
-      this.queue.add(item);
-      item.request.queued.add(item);
+    const requeue = (back: QueuedItem[]) => {
+      this.queue.putBack(back);
+      for (const item of back) item.request.queued.add(item);
     };
     if (reason !== undefined && REPLICA_FAULTS.has(reason)) {
       this.retriedItems += live.length;
-      const retry: RetryReport = { reason, sequences: live.filter((item) => item.attempts < MAX_FAULT_RETRIES).length };
-      if (retry.sequences > 0) this.emit('retry', retry);
       for (const item of live) {
         item.attempts += 1;
         item.replica = undefined;
-        if (item.attempts > MAX_FAULT_RETRIES) this.abandon(item.request, failure);
-        else requeue(item);
       }
+      const back = live.filter((item) => item.attempts <= MAX_FAULT_RETRIES);
+      if (back.length > 0) this.emit('retry', { reason, sequences: back.length } satisfies RetryReport);
+      requeue(back); // first: failing a spent item's request below takes its other items out again
+      const spent = new Set(live.filter((item) => item.attempts > MAX_FAULT_RETRIES).map((item) => item.request));
+      for (const request of spent) this.abandon(request, failure);
       return;
     }
     if (reason === 'run-failed' && items.length > 1) {
       const half = Math.ceil(items.length / 2);
       if (live.length > 0) this.emit('retry', { reason: 'split', sequences: live.length } satisfies RetryReport);
-      for (const item of live) {
-        item.maxCompany = Math.min(item.maxCompany, half);
-        requeue(item);
-      }
+      for (const item of live) item.maxCompany = Math.min(item.maxCompany, half);
+      requeue(live);
       return;
     }
     for (const request of new Set(live.map((item) => item.request))) this.abandon(request, failure);

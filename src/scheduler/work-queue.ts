@@ -1,5 +1,6 @@
-// The sequences waiting for a replica, one FIFO per lane. Sets keep insertion (= arrival) order
-// and delete in O(1), which cancellation of a request's scattered items needs.
+// The sequences waiting for a replica, one queue per lane in arrival order. Sets keep insertion
+// order and delete in O(1), which cancellation of a request's scattered items needs; a failed
+// batch's items are put back at their arrival place (putBack), not at the end.
 import type { PendingRequest } from './pending-request.js';
 import type { Want } from './types.js';
 import type { Lane } from './wants.js';
@@ -18,6 +19,8 @@ export interface QueuedItem {
   attempts: number;
   /** Most sequences its batch may hold: halved each time ORT fails a batch it was in. */
   maxCompany: number;
+  /** Put back after a failed batch: its wait for company is over, a batch holding it goes at once. */
+  putBack: boolean;
   /** Global arrival order: the oldest item has the smallest. */
   readonly seq: number;
   /** performance.now() at submit. */
@@ -39,8 +42,35 @@ export class WorkQueue {
     return this.tokenCount;
   }
 
+  /** A new arrival: it goes last in its lane (its seq is the highest yet). */
   add(item: QueuedItem): void {
     this.lanes[item.lane].add(item);
+    this.count(item);
+  }
+
+  /**
+   * Items of a failed batch, back at their arrival places: before every item that arrived after
+   * them, so they run before newer work, as they would have without the failure. Marks them putBack.
+   */
+  putBack(items: readonly QueuedItem[]): void {
+    for (const lane of new Set(items.map((item) => item.lane))) {
+      const back = items.filter((item) => item.lane === lane).sort((a, b) => a.seq - b.seq);
+      const merged: QueuedItem[] = [];
+      let k = 0;
+      for (const waiting of this.lanes[lane]) {
+        while (k < back.length && back[k].seq < waiting.seq) merged.push(back[k++]);
+        merged.push(waiting);
+      }
+      merged.push(...back.slice(k));
+      this.lanes[lane] = new Set(merged);
+    }
+    for (const item of items) {
+      item.putBack = true;
+      this.count(item);
+    }
+  }
+
+  private count(item: QueuedItem): void {
     this.itemCount += 1;
     this.tokenCount += item.tokens.length;
   }
