@@ -29,6 +29,9 @@ test('defaults are those of the FastAPI service, plus the new settings', () => {
     replicaRunTimeoutMs: 600000,
     clientTimeoutMs: 30000,
     rateLimitPerMinute: 0,
+    maxConnections: 4096,
+    maxConnectionsPerAddress: 256,
+    keepAliveTimeoutMs: 5000,
     shutdownTimeoutMs: 130000,
     allowDemoModel: true,
     allowCpuFallback: true,
@@ -58,6 +61,9 @@ test('values are read, case-insensitively where they are words', () => {
     RATE_LIMIT_PER_MINUTE: '600',
     REPLICA_RUN_TIMEOUT_MS: '2000',
     CLIENT_TIMEOUT_MS: '5000',
+    MAX_CONNECTIONS: '100',
+    MAX_CONNECTIONS_PER_ADDRESS: '0',
+    KEEP_ALIVE_TIMEOUT_MS: '65000',
     SHUTDOWN_TIMEOUT_MS: '10000',
   });
   assert.equal(settings.modelName, './models/esm2_t6');
@@ -74,6 +80,9 @@ test('values are read, case-insensitively where they are words', () => {
   assert.equal(settings.replicaRunTimeoutMs, 2000);
   assert.equal(settings.clientTimeoutMs, 5000);
   assert.equal(settings.shutdownTimeoutMs, 10000);
+  assert.equal(settings.maxConnections, 100);
+  assert.equal(settings.maxConnectionsPerAddress, 0);
+  assert.equal(settings.keepAliveTimeoutMs, 65000);
   for (const [value, expected] of [['1', true], ['YES', true], ['True', true], ['0', false], ['FALSE', false]] as const) {
     assert.equal(loadSettings({ BATCH_QUEUE_ENABLED: value }).batchQueueEnabled, expected, value);
   }
@@ -107,6 +116,9 @@ const BAD_VALUES: Record<string, string[]> = {
   REPLICA_RUN_TIMEOUT_MS: ['0', '1m'],
   CLIENT_TIMEOUT_MS: ['99', '30s'],
   SHUTDOWN_TIMEOUT_MS: ['0', 'never'],
+  MAX_CONNECTIONS: ['0', '-1', '4k', ''],
+  MAX_CONNECTIONS_PER_ADDRESS: ['-1', 'many'],
+  KEEP_ALIVE_TIMEOUT_MS: ['0', '5s'],
   ALLOW_DEMO_MODEL: ['maybe', ''],
   ALLOW_CPU_FALLBACK: ['2', 'off'],
 };

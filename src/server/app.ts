@@ -10,6 +10,7 @@ import { installAccessControl } from './access.js';
 import { readBodiesAsJson } from './content-type.js';
 import { ServingRuntime, type EngineTestHooks } from './runtime.js';
 import { Metrics } from './metrics.js';
+import { installConnectionLimits } from './connections.js';
 import { serviceRoutes } from './routes/service.js';
 import { predictRoutes } from './routes/predict.js';
 import { embedRoutes } from './routes/embed.js';
@@ -38,6 +39,10 @@ export async function buildApp(settings: Settings, opts: { version: string; logg
     // Slow clients: the whole request (headers and body) must arrive within CLIENT_TIMEOUT_MS, else
     // Node answers 408 and closes the connection. Checked every tenth of it (Node's default: 30 s).
     requestTimeout: settings.clientTimeoutMs,
+    // An idle keep-alive connection is closed after this (Node adds its keepAliveTimeoutBuffer, 1 s,
+    // to the timeout it advertises, so a client does not reuse a socket as it closes). Fastify's 72 s
+    // let idle sockets pile up (docs/reliability.md, promise 3).
+    keepAliveTimeout: settings.keepAliveTimeoutMs,
     http: {
       requestTimeout: settings.clientTimeoutMs,
       headersTimeout: settings.clientTimeoutMs,
@@ -49,6 +54,7 @@ export async function buildApp(settings: Settings, opts: { version: string; logg
   app.addHook('onRoute', ({ method, url }) => void routes.push(...[method].flat().map((m) => ({ method: m, url }))));
   const metrics = new Metrics();
   const runtime = new ServingRuntime(settings, metrics, app.log, opts.engine);
+  installConnectionLimits(app.server, settings, metrics);
 
   // Before any plugin is registered, so that their routes (the API docs) answer errors the same way.
   registerErrorHandling(app);

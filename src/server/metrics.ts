@@ -77,6 +77,18 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly connectionsOpen = new client.Gauge({
+    name: 'esm2_connections_open',
+    help: 'Client connections open (accepted, not refused), idle keep-alive ones included',
+    registers: [this.registry],
+  });
+  readonly connectionsRefused = new client.Counter({
+    name: 'esm2_connections_refused_total',
+    help: 'Client connections closed as soon as accepted (reason total: MAX_CONNECTIONS were open; per_address: MAX_CONNECTIONS_PER_ADDRESS were open from its address)',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+
   constructor() {
     client.collectDefaultMetrics({ register: this.registry });
   }
