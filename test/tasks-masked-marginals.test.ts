@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { logSoftmax, MaskedLogProbCache, maskedLogProbs, unmaskedLogProbs } from '../src/tasks/masked-marginals.js';
-import type { Infer } from '../src/tasks/infer.js';
+import type { Infer } from '../src/tasks/inference.js';
 import { startGoldenEngine, type GoldenEngine } from './helpers/golden-engine.js';
 import { goldenCases, goldenTensor, relativeError, type GoldenCase } from './helpers/golden.js';
 

@@ -5,7 +5,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ESM2_VOCAB, Tokenizer } from '../src/model/tokenizer.js';
 import { maskedLogProbs, MaskedLogProbCache } from '../src/tasks/masked-marginals.js';
-import type { Infer } from '../src/tasks/infer.js';
+import type { Infer } from '../src/tasks/inference.js';
 import { goldenCases, type GoldenCase } from './helpers/golden.js';
 import { holdBatches, until } from './helpers/hold.js';
 import { metricSum, scrape } from './helpers/load.js';

@@ -100,6 +100,8 @@ async function embed(opts: EmbedOptions): Promise<void> {
     : null;
   const started = performance.now();
   bar?.start(totalResidues, 0, { rate: 0 });
+  // The whole command is one request: the first failure ends all of its work.
+  const request = engine.request();
   try {
     const result = await embedFastaToSafetensors({
       records,
@@ -108,9 +110,9 @@ async function embed(opts: EmbedOptions): Promise<void> {
       vocabSize: checkpoint.config.vocabSize,
       include: opts.include,
       reprLayers: resolveReprLayers(opts.reprLayers, checkpoint.config.numLayers),
-      toksPerBatch: opts.toksPerBatch,
+      lookaheadTokens: engine.inference.maxInFlightTokens,
       output: opts.output,
-      run: engine.infer,
+      run: async (tokens, want) => (await request.infer([tokens], want))[0],
       // What made the file: a reader can tell a GPU's fp16 output from a cpu fallback's fp32.
       metadata: {
         model: opts.model,
@@ -128,6 +130,7 @@ async function embed(opts: EmbedOptions): Promise<void> {
     const seconds = (performance.now() - started) / 1000;
     log(`wrote ${result.tensors} tensors (${formatBytes(result.bytes)}) for ${records.length} sequences${shardNote} to ${opts.output} in ${seconds.toFixed(1)} s`);
   } finally {
+    request.end();
     bar?.stop();
     await engine.close();
   }

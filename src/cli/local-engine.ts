@@ -1,12 +1,12 @@
-// The CLI's inference: the same scheduler the server uses, over a pool of one replica, so CLI
-// commands run the task code the server runs. Batching is on with no wait: everything a command
-// submits at once is queued before the first batch is planned, so it batches anyway.
+// The CLI's inference: the same scheduler and request path the server uses, over a pool of one
+// replica, so CLI commands run the task code the server runs (windows past 1,022 residues
+// included). Batching is on with no wait: what a command has in flight batches anyway.
 import type { Esm2Checkpoint } from '../model/checkpoint.js';
 import type { Precision } from '../compile/index.js';
 import { prepareModel } from '../engine/prepare.js';
 import { ReplicaPool } from '../engine/pool.js';
 import { Scheduler } from '../scheduler/scheduler.js';
-import { schedulerInfer, type Infer } from '../tasks/infer.js';
+import { startRequest, type Infer, type InferenceRequest, type ModelInference, type RequestOptions } from '../tasks/inference.js';
 
 export interface LocalEngineOptions {
   modelDir: string;
@@ -17,6 +17,8 @@ export interface LocalEngineOptions {
   toksPerBatch?: number;
   /** ORT intra-op threads; ORT's default when absent. */
   threads?: number;
+  /** Residues per window for longer sequences (default 1022). */
+  windowSize?: number;
   /** Also compile the contact-head graph. */
   contacts?: boolean;
   /** false: an unusable GPU is an error (ReplicaError 'device-unavailable') rather than a run on cpu. Default true. */
@@ -28,6 +30,11 @@ export interface LocalEngineOptions {
 
 export interface LocalEngine {
   checkpoint: Esm2Checkpoint;
+  /** What requests run on (the scheduler, the model's shape, the window). */
+  inference: ModelInference;
+  /** A request: a command's whole work, one cancellation (no deadline unless given). */
+  request(options?: RequestOptions): InferenceRequest;
+  /** One call as its own request. */
   infer: Infer;
   /** The scheduler behind `infer` (its 'batch' events report every batch). */
   scheduler: Scheduler;
@@ -45,6 +52,8 @@ export interface LocalEngine {
 }
 
 export const DEFAULT_TOKS_PER_BATCH = 4096;
+/** ESM-2's trained length: longer sequences run as windows of this many residues. */
+export const DEFAULT_WINDOW = 1022;
 const MAX_BATCH_SIZE = 64;
 
 export async function startLocalEngine(opts: LocalEngineOptions): Promise<LocalEngine> {
@@ -79,14 +88,25 @@ export async function startLocalEngine(opts: LocalEngineOptions): Promise<LocalE
   const scheduler = new Scheduler(pool, {
     batching: true,
     maxWaitMs: 0,
-    maxBatchTokens: opts.toksPerBatch ?? DEFAULT_TOKS_PER_BATCH,
+    maxBatchTokens: Math.max(opts.toksPerBatch ?? DEFAULT_TOKS_PER_BATCH, (opts.windowSize ?? DEFAULT_WINDOW) + 2),
     maxBatchSize: MAX_BATCH_SIZE,
     // One process, one user: nothing to protect from overload.
     maxQueuedTokens: Infinity,
   });
+  const toksPerBatch = opts.toksPerBatch ?? DEFAULT_TOKS_PER_BATCH;
+  const inference: ModelInference = {
+    scheduler,
+    dims: prepared.checkpoint.config,
+    windowSize: opts.windowSize ?? DEFAULT_WINDOW,
+    // Two batches ahead keep the replica busy; results are held only for what is in flight.
+    maxInFlightTokens: 2 * toksPerBatch,
+    partTokens: toksPerBatch,
+  };
   return {
     checkpoint: prepared.checkpoint,
-    infer: schedulerInfer(scheduler),
+    inference,
+    request: (options) => startRequest(inference, options),
+    infer: (tokens, want) => startRequest(inference).run((request) => request.infer(tokens, want)),
     scheduler,
     model: `${prepared.checkpoint.dir} (${precision})`,
     requestedDevice: device,

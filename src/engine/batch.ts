@@ -3,28 +3,9 @@
 // per-sequence results. A sequence's result reads only its own rows, so it cannot depend on
 // what else was in the batch.
 
-/** What a caller wants per sequence. Layer indices are absolute: 0 … numLayers. */
-export interface Want {
-  /** All token rows (cls … eos) × vocab. */
-  logits?: boolean;
-  /** Per-token hidden states of these layers, all token rows × hidden. */
-  hidden?: number[];
-  /** Mean over residue rows 1 … L (cls, eos and pad excluded) of these layers. */
-  mean?: number[];
-  /** Row 0 (the cls / beginning-of-sequence token) of these layers. */
-  bos?: number[];
-  /** L × L contact probabilities (needs the 'contacts' model). */
-  contacts?: boolean;
-}
+import type { SequenceResult, Want } from '../contract/index.js';
 
-/** One sequence's outputs; `A` is Float32Array except while a result is in transit. */
-export interface SequenceResult<A = Float32Array> {
-  logits?: A;
-  hidden?: Record<number, A>;
-  mean?: Record<number, A>;
-  bos?: Record<number, A>;
-  contacts?: A;
-}
+export type { SequenceResult, Want };
 
 /** A batched float output as read from ORT: row-major data and its dims. */
 export interface BatchOutput {

@@ -1,4 +1,6 @@
-// The one error type the engine rejects runs and starts with; `reason` says what happened.
+// The one error type the engine rejects runs and starts with; `reason` says what happened, and
+// the contract's fault kind (what the scheduler does about it) follows from the reason.
+import { ExecutorFault, type FaultKind } from '../contract/index.js';
 
 export type ReplicaErrorReason =
   /** The request itself is wrong (no sequences, unknown layer, contacts without a contacts model). */
@@ -18,12 +20,20 @@ export type ReplicaErrorReason =
   /** The replica gave up after too many failed restarts. */
   | 'failed';
 
-export class ReplicaError extends Error {
+/** Faults of the replica, not of the work: the work is retried on another replica. */
+const REPLICA_FAULTS: ReadonlySet<ReplicaErrorReason> = new Set(['crashed', 'timeout', 'failed', 'closed']);
+
+export function faultKindOfReason(reason: ReplicaErrorReason): FaultKind {
+  if (REPLICA_FAULTS.has(reason)) return 'replica';
+  return reason === 'run-failed' ? 'batch' : 'request';
+}
+
+export class ReplicaError extends ExecutorFault {
   constructor(
     readonly reason: ReplicaErrorReason,
     message: string,
   ) {
-    super(message);
+    super(faultKindOfReason(reason), message);
     this.name = 'ReplicaError';
   }
 }

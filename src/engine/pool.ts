@@ -2,7 +2,7 @@
 // A replica that cannot start is kept as a 'failed' entry (so health and metrics can show it)
 // while the others serve; only a pool where no replica starts is an error.
 import { EventEmitter } from 'node:events';
-import type { Executor, SequenceResult, Want } from '../scheduler/types.js';
+import type { Executor, SequenceResult, Want } from '../contract/index.js';
 import { ReplicaError } from './errors.js';
 import type { Precision } from '../compile/index.js';
 import type { FaultInjection, ModelPaths } from './protocol.js';

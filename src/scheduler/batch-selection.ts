@@ -8,6 +8,14 @@ export interface BatchLimits {
   /** Padded-token budget: max length × sequences. */
   maxBatchTokens: number;
   maxBatchSize: number;
+  /** Replica memory of a batch (e.g. contact maps grow with length²), when bounded. */
+  memory?: BatchMemory;
+}
+
+export interface BatchMemory {
+  limitBytes: number;
+  /** Estimated peak bytes on the replica of `sequences` rows of `lane` padded to `tokens`. */
+  bytesOf(lane: Lane, tokens: number, sequences: number): number;
 }
 
 export interface Selection<T> {
@@ -20,14 +28,19 @@ export interface Selection<T> {
 
 /**
  * Greedy length bucketing: candidates closest in length to the anchor first (ties: older first),
- * each added while max_len × n ≤ maxBatchTokens and n ≤ maxBatchSize; one that does not fit is
- * skipped, a shorter one further on may still fit. An anchor over the budget runs alone.
+ * each added while max_len × n ≤ maxBatchTokens, n ≤ maxBatchSize and the batch's replica memory
+ * stays within its bound; one that does not fit is skipped, a shorter one further on may still
+ * fit. An anchor over the budget runs alone.
  */
-export function selectBatch<T extends { readonly tokens: Int32Array; readonly seq: number; readonly maxCompany?: number }>(
+export function selectBatch<T extends { readonly tokens: Int32Array; readonly seq: number; readonly maxCompany?: number; readonly lane?: Lane }>(
   anchor: T,
   candidates: readonly T[],
   limits: BatchLimits,
 ): Selection<T> {
+  const lane = anchor.lane ?? 'default';
+  const { memory } = limits;
+  const fits = (length: number, sequences: number) =>
+    length * sequences <= limits.maxBatchTokens && (!memory || memory.bytesOf(lane, length, sequences) <= memory.limitBytes);
   const target = anchor.tokens.length;
   const byCloseness = [...candidates].sort(
     (a, b) => Math.abs(a.tokens.length - target) - Math.abs(b.tokens.length - target) || a.seq - b.seq,
@@ -44,7 +57,7 @@ export function selectBatch<T extends { readonly tokens: Int32Array; readonly se
     }
     if ((candidate.maxCompany ?? Infinity) < items.length + 1) continue;
     const widened = Math.max(maxLength, candidate.tokens.length);
-    if (widened * (items.length + 1) > limits.maxBatchTokens) {
+    if (!fits(widened, items.length + 1)) {
       turnedAway = true;
       continue;
     }
@@ -52,7 +65,7 @@ export function selectBatch<T extends { readonly tokens: Int32Array; readonly se
     maxLength = widened;
     maxSize = Math.min(maxSize, candidate.maxCompany ?? Infinity);
   }
-  const noRoom = items.length >= maxSize || maxLength * (items.length + 1) > limits.maxBatchTokens;
+  const noRoom = items.length >= maxSize || !fits(maxLength, items.length + 1);
   return { items, full: turnedAway || noRoom };
 }
 

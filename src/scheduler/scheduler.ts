@@ -3,10 +3,11 @@
 // Everything is promise/timer driven; no call here blocks or waits on a replica.
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
-import { planBatch, type BatchLimits, type BatchPlan } from './batch-selection.js';
+import { planBatch, type BatchLimits, type BatchMemory, type BatchPlan } from './batch-selection.js';
 import { CancelledError, OverloadedError, SchedulerTimeoutError, UnavailableError } from './errors.js';
 import { PendingRequest } from './pending-request.js';
 import { ThroughputMeter } from './throughput.js';
+import { faultKindOf } from '../contract/index.js';
 import type { BatchReport, Executor, ItemOutcome, SequenceResult, WorkItem } from './types.js';
 import { validateItems, validateOptions, validateSubmitOptions } from './validation.js';
 import { laneOf, mergeWants, pickWanted } from './wants.js';
@@ -29,14 +30,31 @@ export interface SchedulerOptions {
   waitWhenIdle?: boolean;
   /** Backpressure: most tokens waiting (not running) before submit refuses work. */
   maxQueuedTokens: number;
+  /**
+   * A batch's replica memory bound: sequences join a batch only while `bytesOf(lane, padded
+   * length, sequences)` stays within `limitBytes` (a sequence over it alone still runs, alone).
+   * Absent: only the token budget bounds a batch.
+   */
+  batchMemory?: BatchMemory;
 }
 
 export interface SubmitOptions {
-  /** Aborting drops the request's queued work and rejects with CancelledError. */
+  /**
+   * Aborting drops the request's queued work and rejects with the signal's reason when it is an
+   * Error (e.g. the timeout of a whole request), else with CancelledError.
+   */
   signal?: AbortSignal;
+  /**
+   * More work of a request already admitted (its first part passed backpressure): queued whatever
+   * the queue holds, so that a large request is never refused against itself. Its sender bounds
+   * how much of it waits at once (tasks/inference.ts).
+   */
+  admitted?: boolean;
   /** Past this, the request's queued work is dropped and it rejects with SchedulerTimeoutError. */
   timeoutMs?: number;
 }
+
+export type { BatchMemory };
 
 export interface SchedulerStats {
   queuedSequences: number;
@@ -48,8 +66,6 @@ export interface SchedulerStats {
 /** How soon to look again when work waits but no replica is up to take it. */
 const STRANDED_RECHECK_MS = 100;
 
-/** Replica faults after which a batch is retried elsewhere rather than failed. */
-const REPLICA_FAULTS = new Set(['crashed', 'timeout', 'failed', 'closed']);
 /** A sequence whose batches keep killing replicas fails after this many retries. */
 const MAX_FAULT_RETRIES = 2;
 
@@ -96,7 +112,7 @@ export class Scheduler extends EventEmitter {
     super();
     validateOptions(executor, options);
     this.busy = new Array<boolean>(executor.size).fill(false);
-    this.limits = { maxBatchTokens: options.maxBatchTokens, maxBatchSize: options.maxBatchSize };
+    this.limits = { maxBatchTokens: options.maxBatchTokens, maxBatchSize: options.maxBatchSize, memory: options.batchMemory };
   }
 
   /**
@@ -114,12 +130,12 @@ export class Scheduler extends EventEmitter {
       return Promise.reject(error);
     }
     const { signal, timeoutMs } = options;
-    if (signal?.aborted) return Promise.reject(new CancelledError());
+    // A bare abort() gives a DOMException AbortError: that is a cancellation.
+    const abortError = () => (signal?.reason instanceof Error && signal.reason.name !== 'AbortError' ? signal.reason : new CancelledError());
+    if (signal?.aborted) return Promise.reject(abortError());
     if (items.length === 0) return Promise.resolve([]);
-    const unavailable = this.unavailable();
-    if (unavailable) return Promise.reject(unavailable);
-    const overloaded = this.overload(items.reduce((sum, item) => sum + item.tokens.length, 0));
-    if (overloaded) return Promise.reject(overloaded);
+    const refused = this.refusal(options.admitted ? 0 : items.reduce((sum, item) => sum + item.tokens.length, 0));
+    if (refused) return Promise.reject(refused);
 
     const now = performance.now();
     const request = new PendingRequest(items.length);
@@ -141,7 +157,7 @@ export class Scheduler extends EventEmitter {
       request.queued.add(queued);
     });
     if (signal) {
-      const onAbort = () => this.abandon(request, new CancelledError());
+      const onAbort = () => this.abandon(request, abortError());
       signal.addEventListener('abort', onAbort, { once: true });
       request.onSettled(() => signal.removeEventListener('abort', onAbort));
     }
@@ -197,9 +213,23 @@ export class Scheduler extends EventEmitter {
     return Array.from({ length: this.executor.size }, (_, replica) => this.executor.isReady?.(replica) ?? this.executor.isUp(replica));
   }
 
+  /** The recent rate of the replicas up, in real tokens per second (undefined before any batch ran). */
+  tokensPerSecond(): number | undefined {
+    return this.meter.tokensPerSecond(this.upReplicas().filter(Boolean).length);
+  }
+
   /** Looks at the queue again now, e.g. when a replica is back after a restart. */
   wake(): void {
     this.schedulePump();
+  }
+
+  /**
+   * Why a new request of `tokens` tokens would be refused now — UnavailableError (no replica will
+   * ever run it) or OverloadedError (the queue is too full) — or undefined when it would be taken.
+   * Senders of work in parts ask this once, for their first part, then submit with `admitted`.
+   */
+  refusal(tokens: number): UnavailableError | OverloadedError | undefined {
+    return this.unavailable() ?? (tokens > 0 ? this.overload(tokens) : undefined);
   }
 
   /** UnavailableError with the executor's reason when no replica will ever take work again. */
@@ -355,26 +385,29 @@ export class Scheduler extends EventEmitter {
    * Anything else fails the requests that had a sequence in the batch; the scheduler keeps serving.
    */
   private recover(items: QueuedItem[], failure: unknown): void {
-    const reason = (failure as { name?: string; reason?: string }).name === 'ReplicaError' ? (failure as { reason: string }).reason : undefined;
+    const kind = faultKindOf(failure);
+    // The engine's own word for the fault (e.g. 'crashed'), for the retry metric; the kind decides.
+    const reason = (failure as { reason?: unknown }).reason;
+    const label = typeof reason === 'string' ? reason : kind;
     const live = items.filter((item) => !item.request.settled);
     const requeue = (back: QueuedItem[]) => {
       this.queue.putBack(back);
       for (const item of back) item.request.queued.add(item);
     };
-    if (reason !== undefined && REPLICA_FAULTS.has(reason)) {
+    if (kind === 'replica') {
       this.retriedItems += live.length;
       for (const item of live) {
         item.attempts += 1;
         item.replica = undefined;
       }
       const back = live.filter((item) => item.attempts <= MAX_FAULT_RETRIES);
-      if (back.length > 0) this.emit('retry', { reason, sequences: back.length } satisfies RetryReport);
+      if (back.length > 0) this.emit('retry', { reason: label, sequences: back.length } satisfies RetryReport);
       requeue(back); // first: failing a spent item's request below takes its other items out again
       const spent = new Set(live.filter((item) => item.attempts > MAX_FAULT_RETRIES).map((item) => item.request));
       for (const request of spent) this.abandon(request, failure);
       return;
     }
-    if (reason === 'run-failed' && items.length > 1) {
+    if (kind === 'batch' && items.length > 1) {
       const half = Math.ceil(items.length / 2);
       if (live.length > 0) this.emit('retry', { reason: 'split', sequences: live.length } satisfies RetryReport);
       for (const item of live) item.maxCompany = Math.min(item.maxCompany, half);

@@ -19,11 +19,17 @@ export class ThroughputMeter {
    * replicas up. Without history it answers 1. Always a whole number in [1, 300].
    */
   secondsToProcess(excessTokens: number, replicas: number): number {
-    const tokens = this.samples.reduce((sum, s) => sum + s.tokens, 0);
-    const busyMs = this.samples.reduce((sum, s) => sum + s.durationMs, 0);
-    if (tokens === 0 || busyMs <= 0) return 1;
-    const tokensPerSecond = (tokens / busyMs) * 1000 * Math.max(1, replicas);
+    const tokensPerSecond = this.tokensPerSecond(replicas);
+    if (tokensPerSecond === undefined) return 1;
     const seconds = Math.ceil(excessTokens / tokensPerSecond);
     return Math.min(MAX_RETRY_AFTER_SECONDS, Math.max(1, seconds));
+  }
+
+  /** Real tokens per second of `replicas` working in parallel at the recent rate; undefined without history. */
+  tokensPerSecond(replicas: number): number | undefined {
+    const tokens = this.samples.reduce((sum, s) => sum + s.tokens, 0);
+    const busyMs = this.samples.reduce((sum, s) => sum + s.durationMs, 0);
+    if (tokens === 0 || busyMs <= 0) return undefined;
+    return (tokens / busyMs) * 1000 * Math.max(1, replicas);
   }
 }

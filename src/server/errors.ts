@@ -1,7 +1,9 @@
 // Every error a client can see, mapped to one HTTP status in one table. Bodies are
 // `{ detail, error }` (`detail` as the FastAPI service returned it); never a stack trace.
 import type { FastifyError, FastifyInstance } from 'fastify';
-import { InputError } from '../tasks/errors.js';
+import { ExecutorFault } from '../contract/index.js';
+import { CancelledError, OverloadedError, SchedulerTimeoutError, UnavailableError } from '../scheduler/errors.js';
+import { CostLimitError, InputError, ResultMemoryBusyError } from '../tasks/errors.js';
 import { UNSUPPORTED_MEDIA_TYPE } from './content-type.js';
 
 export class ApiError extends Error {
@@ -28,14 +30,16 @@ export const shuttingDown = (timeoutMs: number) =>
   new ApiError(503, 'shutting_down', `the server is shutting down and could not finish this request within SHUTDOWN_TIMEOUT_MS (${timeoutMs} ms)`);
 export const unauthorized = () => new ApiError(401, 'unauthorized', 'missing or invalid API key (send Authorization: Bearer <key>)');
 
-/** Scheduler and engine errors are recognised by name, so this layer needs no import of theirs. */
-const BY_NAME: Record<string, { status: number; code: string; retryAfterSeconds?: number }> = {
-  OverloadedError: { status: 429, code: 'overloaded' },
-  UnavailableError: { status: 503, code: 'no_replica', retryAfterSeconds: NO_REPLICA_RETRY_AFTER_S },
-  SchedulerTimeoutError: { status: 504, code: 'timeout' },
-  CancelledError: { status: 499, code: 'cancelled' },
-  ReplicaError: { status: 500, code: 'inference_failed' },
-};
+/** What the layers below say, as statuses: recognised by class (the contract's fault for the engine's). */
+const BY_CLASS: { type: abstract new (...args: never[]) => Error; status: number; code: string; retryAfterSeconds?: number }[] = [
+  { type: OverloadedError, status: 429, code: 'overloaded' },
+  { type: ResultMemoryBusyError, status: 429, code: 'overloaded' },
+  { type: CostLimitError, status: 413, code: 'too_costly' },
+  { type: UnavailableError, status: 503, code: 'no_replica', retryAfterSeconds: NO_REPLICA_RETRY_AFTER_S },
+  { type: SchedulerTimeoutError, status: 504, code: 'timeout' },
+  { type: CancelledError, status: 499, code: 'cancelled' },
+  { type: ExecutorFault, status: 500, code: 'inference_failed' },
+];
 
 /** Fastify's own request errors. */
 const FASTIFY_CODES: Record<string, { status: number; code: string }> = {
@@ -50,11 +54,11 @@ export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof InputError) return new ApiError(422, 'validation_error', err.message);
   const e = err as FastifyError & { retryAfterSeconds?: number };
-  const byName = BY_NAME[e?.name];
-  if (byName) {
-    const retryAfter = e.retryAfterSeconds ?? byName.retryAfterSeconds;
+  const known = BY_CLASS.find(({ type }) => err instanceof type);
+  if (known) {
+    const retryAfter = e.retryAfterSeconds ?? known.retryAfterSeconds;
     const headers: Record<string, string> = retryAfter ? { 'retry-after': String(Math.ceil(retryAfter)) } : {};
-    return new ApiError(byName.status, byName.code, e.message, headers);
+    return new ApiError(known.status, known.code, e.message, headers);
   }
   const fastify = e?.code ? FASTIFY_CODES[e.code] : undefined;
   if (fastify) {

@@ -12,11 +12,15 @@ import type { BatchReport } from '../scheduler/types.js';
 import type { Precision } from '../compile/index.js';
 import { MaskedLogProbCache } from '../tasks/masked-marginals.js';
 import type { Settings } from './settings.js';
+import { batchMemoryBound, type ModelDims } from '../contract/index.js';
+import type { ModelInference } from '../tasks/inference.js';
+import { ResultMemory } from '../tasks/cost.js';
 import type { Metrics } from './metrics.js';
 
 /** The batch-queue settings as the scheduler takes them (the server and the engine-only benchmark). */
-export function schedulerOptions(settings: Settings): SchedulerOptions {
+export function schedulerOptions(settings: Settings, dims?: ModelDims): SchedulerOptions {
   return {
+    ...(dims ? { batchMemory: batchMemoryBound(dims, settings.maxBatchMemoryBytes) } : {}),
     maxBatchTokens: settings.maxBatchTokens,
     maxBatchSize: settings.batchQueueMaxSize,
     maxWaitMs: settings.batchQueueMaxWaitMs,
@@ -45,6 +49,10 @@ export interface LoadedModel {
   windowSize: number;
   /** Masked log-probability matrices of recently scored proteins (variant scores, PLL). */
   maskedCache: MaskedLogProbCache;
+  /** What every request runs on (tasks/inference.ts). */
+  inference: ModelInference;
+  /** The server's memory for results, shared by the requests in flight. */
+  resultMemory: ResultMemory;
 }
 
 export class ServingRuntime {
@@ -150,7 +158,8 @@ export class ServingRuntime {
       countFallback(info);
     });
     pool.on('replica-down', (index: number) => m.replicaUp.set(labels(index), 0));
-    const scheduler = new Scheduler(pool, schedulerOptions(settings));
+    const dims = prepared.checkpoint.config;
+    const scheduler = new Scheduler(pool, schedulerOptions(settings, dims));
     scheduler.on('batch', (report: BatchReport) => this.recordBatch(report, pool));
     pool.on('replica-up', () => scheduler.wake()); // a restarted replica takes waiting work at once
     pool.on('replica-down', () => scheduler.wake()); // the last one failed: what waits is answered 503 at once
@@ -159,7 +168,25 @@ export class ServingRuntime {
       m.retriedSequences.inc({ reason }, sequences);
     });
     scheduler.on('dropped', ({ reason, sequences }: DropReport) => m.droppedSequences.inc({ reason }, sequences));
-    return { checkpoint: prepared.checkpoint, pool, scheduler, precision: precisionOf(pool.replicaInfo()) ?? prepared.precision, devicesDescription: devices.description, windowSize: settings.maxSequenceLength, maskedCache: new MaskedLogProbCache() };
+    const inference: ModelInference = {
+      scheduler,
+      dims,
+      windowSize: settings.maxSequenceLength,
+      // Two batches per replica keep every replica busy with one request's work; the rest waits its turn.
+      maxInFlightTokens: 2 * settings.maxBatchTokens * Math.max(1, pool.size),
+      partTokens: settings.maxBatchTokens,
+    };
+    return {
+      checkpoint: prepared.checkpoint,
+      pool,
+      scheduler,
+      precision: precisionOf(pool.replicaInfo()) ?? prepared.precision,
+      devicesDescription: devices.description,
+      windowSize: settings.maxSequenceLength,
+      maskedCache: new MaskedLogProbCache(),
+      inference,
+      resultMemory: new ResultMemory(settings.maxResultBytesInFlight),
+    };
   }
 
   private recordBatch(report: BatchReport, pool: ReplicaPool): void {

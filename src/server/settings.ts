@@ -37,6 +37,16 @@ export interface Settings {
   maxQueuedTokens: number;
   requestTimeoutMs: number;
   bodyLimitBytes: number;
+  /** Admission by cost (tasks/cost.ts): tokens of inference one request may need. */
+  maxRequestTokens: number;
+  /** Bytes of results the server may hold for one request. */
+  maxRequestResultBytes: number;
+  /** Bytes of results the server holds for all requests in flight at once. */
+  maxResultBytesInFlight: number;
+  /** Largest JSON response (about 20 bytes a number); past it, safetensors. */
+  maxJsonResponseBytes: number;
+  /** A batch's estimated replica memory bound (contact maps grow with length²). */
+  maxBatchMemoryBytes: number;
   /** When set, every route but health, readiness, metrics and the web page's files needs `Authorization: Bearer <key>`. */
   apiKey?: string;
   /** A replica batch running longer than this is killed and retried elsewhere. */
@@ -105,6 +115,11 @@ export const SETTINGS_DOCS: readonly SettingDoc[] = [
   { variable: 'MAX_QUEUED_TOKENS', default: '262144', description: 'Tokens waiting in the queue beyond which requests get 429' },
   { variable: 'REQUEST_TIMEOUT_MS', default: '120000', description: 'A request still unanswered after this gets 504 and its work is dropped' },
   { variable: 'BODY_LIMIT_BYTES', default: '10485760', description: 'Largest request body (413 beyond), at least 1024' },
+  { variable: 'MAX_REQUEST_TOKENS', default: '8388608', description: 'Tokens of inference one request may need, counted before any work: every sequence (cls and eos included), every window, every masked copy (a deep mutational scan or PLL of L residues is L passes). Beyond: 413 `too_costly` naming the figure. The default takes a PLL of 8 × 1,022 residues; such a request runs in parts and is never refused against itself by MAX_QUEUED_TOKENS. A request whose tokens would take longer than REQUEST_TIMEOUT_MS at the measured rate is refused the same way' },
+  { variable: 'MAX_REQUEST_RESULT_BYTES', default: '536870912', description: 'Bytes of results the server may hold for one request (engine outputs, assembled windows, score matrices), computed before any work; beyond: 413 naming the figure. 512 MiB: contacts of one sequence in window mode up to ~11,000 residues' },
+  { variable: 'MAX_RESULT_BYTES_IN_FLIGHT', default: '1073741824', description: 'Bytes of results the server holds for all requests at once, until each reply is sent or abandoned (RESPONSE_WRITE_TIMEOUT_MS bounds a client that does not read); a request that does not fit now gets 429 with Retry-After. Keeps the server process of a t33 pod well inside 8 GiB' },
+  { variable: 'MAX_JSON_RESPONSE_BYTES', default: '268435456', description: 'Largest JSON response, estimated at 20 bytes a number before any work (JSON goes out streamed); beyond: 413 pointing to `Accept: application/octet-stream` (safetensors, 4 bytes a number)' },
+  { variable: 'MAX_BATCH_MEMORY_BYTES', default: '2147483648', description: 'Estimated replica memory of one engine batch (activations, attention scores, outputs; the contacts graph keeps every layer\'s attention maps, layers × heads × length² floats a sequence). Sequences join a batch only within it; one sequence over it runs alone' },
   { variable: 'API_KEY', default: 'unset', description: 'When set, every route but health, readiness, metrics and the web page\'s own files (`/ui`, which asks for the key) needs `Authorization: Bearer <API_KEY>` (compared in constant time; 401 otherwise)' },
   { variable: 'RATE_LIMIT_PER_MINUTE', default: '0', description: 'Requests per minute allowed per API key (per client address for requests without one), bursts up to that many; beyond: 429 with Retry-After. Health, readiness, metrics and the web page\'s files are not counted. 0: no limit' },
   { variable: 'REPLICA_RUN_TIMEOUT_MS', default: '600000', description: 'A replica whose batch runs longer than this is killed and restarted, and the batch is retried on another replica (at most twice)' },
@@ -173,6 +188,11 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     maxQueuedTokens: int('MAX_QUEUED_TOKENS', 1),
     requestTimeoutMs: int('REQUEST_TIMEOUT_MS', 1),
     bodyLimitBytes: int('BODY_LIMIT_BYTES', 1024),
+    maxRequestTokens: int('MAX_REQUEST_TOKENS', 1),
+    maxRequestResultBytes: int('MAX_REQUEST_RESULT_BYTES', 1),
+    maxResultBytesInFlight: int('MAX_RESULT_BYTES_IN_FLIGHT', 1),
+    maxJsonResponseBytes: int('MAX_JSON_RESPONSE_BYTES', 1),
+    maxBatchMemoryBytes: int('MAX_BATCH_MEMORY_BYTES', 1),
     ...optional(env.API_KEY, 'apiKey'),
     replicaRunTimeoutMs: int('REPLICA_RUN_TIMEOUT_MS', 1),
     clientTimeoutMs: int('CLIENT_TIMEOUT_MS', 100),
@@ -255,6 +275,11 @@ export function settingsInForce(settings: Settings): Record<string, string | num
     MAX_QUEUED_TOKENS: settings.maxQueuedTokens,
     REQUEST_TIMEOUT_MS: settings.requestTimeoutMs,
     BODY_LIMIT_BYTES: settings.bodyLimitBytes,
+    MAX_REQUEST_TOKENS: settings.maxRequestTokens,
+    MAX_REQUEST_RESULT_BYTES: settings.maxRequestResultBytes,
+    MAX_RESULT_BYTES_IN_FLIGHT: settings.maxResultBytesInFlight,
+    MAX_JSON_RESPONSE_BYTES: settings.maxJsonResponseBytes,
+    MAX_BATCH_MEMORY_BYTES: settings.maxBatchMemoryBytes,
     API_KEY: settings.apiKey === undefined ? 'unset' : 'set',
     RATE_LIMIT_PER_MINUTE: settings.rateLimitPerMinute,
     REPLICA_RUN_TIMEOUT_MS: settings.replicaRunTimeoutMs,

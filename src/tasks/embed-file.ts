@@ -1,11 +1,11 @@
 // Embeds FASTA records into one safetensors file with esm-extract's vocabulary of outputs.
-// Tensors are written in batch order as batches finish (one batch computed ahead), so memory
-// holds about two batches of results however large the input is.
+// Records go to the scheduler (the one batcher) a few batches ahead of the writer, which writes
+// them in file order as they finish, so memory holds a few batches of results however large the
+// input is. Records longer than the window run as windows, as on the server.
 import type { FastaRecord } from '../model/fasta.js';
 import type { Tokenizer } from '../model/tokenizer.js';
 import { writeSafetensorsStreaming, type TensorSpec } from '../model/safetensors.js';
-import { tokenBudgetBatches } from '../scheduler/token-budget.js';
-import type { SequenceResult, Want } from '../engine/batch.js';
+import type { SequenceResult, Want } from '../contract/index.js';
 import { residueRows } from './embed.js';
 
 export const INCLUDE_KINDS = ['mean', 'per_tok', 'bos', 'logits', 'contacts'] as const;
@@ -44,8 +44,8 @@ export function selectShard<T>(records: readonly T[], shard: Shard): T[] {
   return records.filter((_, i) => i % shard.count === shard.index);
 }
 
-/** Runs one batch of token rows; the engine (a replica, later the scheduler) behind it. */
-export type RunBatch = (tokens: Int32Array[], want: Want) => Promise<SequenceResult[]>;
+/** Runs one sequence (cls … eos, any length) as part of the command's request. */
+export type RunSequence = (tokens: Int32Array, want: Want) => Promise<SequenceResult>;
 
 export interface EmbedFileOptions {
   records: FastaRecord[];
@@ -55,17 +55,17 @@ export interface EmbedFileOptions {
   include: IncludeKind[];
   /** Absolute layer numbers 0 … num_layers. */
   reprLayers: number[];
-  toksPerBatch: number;
+  /** Tokens of records started ahead of the one being written (at least one record). */
+  lookaheadTokens: number;
   output: string;
-  run: RunBatch;
+  run: RunSequence;
   metadata?: Record<string, string>;
   onProgress?: (residuesDone: number) => void;
 }
 
 interface Slot {
   spec: TensorSpec;
-  batch: number;
-  position: number;
+  record: number;
   /** Cuts this tensor out of the sequence's result. */
   take(result: SequenceResult): Float32Array;
 }
@@ -79,7 +79,6 @@ export async function embedFastaToSafetensors(opts: EmbedFileOptions): Promise<{
       throw new Error(`record "${record.id}": ${err instanceof Error ? err.message : String(err)}`);
     }
   });
-  const batches = tokenBudgetBatches(tokens.map((t) => t.length), opts.toksPerBatch);
   const want: Want = {
     ...(include.includes('mean') ? { mean: reprLayers } : {}),
     ...(include.includes('per_tok') ? { hidden: reprLayers } : {}),
@@ -89,45 +88,45 @@ export async function embedFastaToSafetensors(opts: EmbedFileOptions): Promise<{
   };
 
   const slots: Slot[] = [];
-  batches.forEach((members, batch) =>
-    members.forEach((recordIndex, position) => {
-      const id = opts.records[recordIndex].id;
-      const L = tokens[recordIndex].length - 2;
-      const add = (name: string, shape: number[], take: (r: SequenceResult) => Float32Array) =>
-        slots.push({ spec: { name, dtype: 'F32', shape }, batch, position, take });
-      for (const layer of reprLayers) {
-        if (include.includes('mean')) add(`${id}/mean/${layer}`, [E], (r) => r.mean![layer]);
-        if (include.includes('per_tok')) add(`${id}/per_tok/${layer}`, [L, E], (r) => residueRows(r.hidden![layer], E, L));
-        if (include.includes('bos')) add(`${id}/bos/${layer}`, [E], (r) => r.bos![layer]);
-      }
-      if (include.includes('logits')) add(`${id}/logits`, [L, V], (r) => residueRows(r.logits!, V, L));
-      if (include.includes('contacts')) add(`${id}/contacts`, [L, L], (r) => r.contacts!);
-    }),
-  );
+  opts.records.forEach((record, index) => {
+    const L = tokens[index].length - 2;
+    const add = (name: string, shape: number[], take: (r: SequenceResult) => Float32Array) => slots.push({ spec: { name, dtype: 'F32', shape }, record: index, take });
+    for (const layer of reprLayers) {
+      if (include.includes('mean')) add(`${record.id}/mean/${layer}`, [E], (r) => r.mean![layer]);
+      if (include.includes('per_tok')) add(`${record.id}/per_tok/${layer}`, [L, E], (r) => residueRows(r.hidden![layer], E, L));
+      if (include.includes('bos')) add(`${record.id}/bos/${layer}`, [E], (r) => r.bos![layer]);
+    }
+    if (include.includes('logits')) add(`${record.id}/logits`, [L, V], (r) => residueRows(r.logits!, V, L));
+    if (include.includes('contacts')) add(`${record.id}/contacts`, [L, L], (r) => r.contacts!);
+  });
 
-  const pending = new Map<number, Promise<SequenceResult[]>>();
+  const pending = new Map<number, Promise<SequenceResult>>();
+  let started = 0;
   let residuesDone = 0;
-  const start = (batch: number) => {
-    if (batch >= batches.length || pending.has(batch)) return;
-    const members = batches[batch];
-    const results = opts.run(members.map((i) => tokens[i]), want).then((out) => {
-      residuesDone += members.reduce((sum, i) => sum + tokens[i].length - 2, 0);
-      opts.onProgress?.(residuesDone);
-      return out;
-    });
-    results.catch(() => undefined); // a prefetched batch's failure surfaces when the writer awaits it
-    pending.set(batch, results);
+  /** Starts records after `writing` while their tokens fit the lookahead. */
+  const startAhead = (writing: number) => {
+    let ahead = 0;
+    for (let i = writing; i < started; i++) ahead += tokens[i].length;
+    while (started < tokens.length && (started <= writing || ahead + tokens[started].length <= opts.lookaheadTokens)) {
+      const index = started++;
+      ahead += tokens[index].length;
+      const result = opts.run(tokens[index], want).then((out) => {
+        residuesDone += tokens[index].length - 2;
+        opts.onProgress?.(residuesDone);
+        return out;
+      });
+      result.catch(() => undefined); // a record started ahead fails when the writer awaits it
+      pending.set(index, result);
+    }
   };
-  start(0);
   const result = await writeSafetensorsStreaming(
     opts.output,
     slots.map((s) => s.spec),
     async function* (_spec, index) {
       const slot = slots[index];
-      start(slot.batch + 1); // keep the engine busy while this batch is written
-      pending.delete(slot.batch - 1);
-      const results = await pending.get(slot.batch)!;
-      yield slot.take(results[slot.position]);
+      startAhead(slot.record);
+      for (const done of pending.keys()) if (done < slot.record) pending.delete(done);
+      yield slot.take(await pending.get(slot.record)!);
     },
     { format: 'pt', ...opts.metadata },
   );

@@ -1,6 +1,6 @@
 // The embed task: which engine outputs a request needs, and how a sequence's result is cut into
 // esm-extract's quantities (residue rows only: cls and eos rows dropped).
-import type { SequenceResult, Want } from '../engine/batch.js';
+import type { SequenceResult, Want } from '../contract/index.js';
 import type { TensorToWrite } from '../model/safetensors.js';
 
 export const EMBED_INCLUDES = ['mean', 'per_residue', 'bos', 'logits', 'contacts'] as const;

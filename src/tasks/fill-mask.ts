@@ -3,7 +3,7 @@
 // and HF give them; only amino-acid letters are listed, so they need not sum to 1.
 import { ACCEPTED_RESIDUES, type Tokenizer } from '../model/tokenizer.js';
 import { InputError } from './errors.js';
-import type { Infer } from './infer.js';
+import type { Infer } from './inference.js';
 import { logSoftmax } from './masked-marginals.js';
 
 export const DEFAULT_TOP_K = 5;

@@ -3,22 +3,21 @@
 // the sequence with only residue i + 1 replaced by <mask> (fair-esm's masked marginals; L forward
 // passes, submitted together so they batch). Unmasked: every row from one pass of the sequence.
 import type { Tokenizer } from '../model/tokenizer.js';
-import type { Infer } from './infer.js';
+import type { Infer } from './inference.js';
 import { windowTokens, type Window } from './windows.js';
 import { LruCache } from './lru.js';
 
 /** Masked matrices kept by default: ~64 proteins × L × 33 floats, a few MiB at typical lengths. */
 export const DEFAULT_CACHED_PROTEINS = 64;
-/** Groups of masked copies submitted at once. */
-const GROUPS_IN_FLIGHT = 2;
 
 /**
  * Masked copies per infer call. Every copy returns all of its token rows of logits although one
- * row is kept, so one call for a 1,022-residue protein would hold ~140 MB of logits at once;
- * calls of this many copies, all submitted at once, still batch together and are freed as each
- * one completes.
+ * row is kept: a call's results are held until the call completes, so calls stay small (32 copies
+ * of 1,022 residues hold ~4 MB); the request they belong to paces how many run at once.
  */
-const MASKED_COPIES_PER_CALL = 128;
+const MASKED_COPIES_PER_CALL = 32;
+/** Calls outstanding at once per protein: enough to keep every replica busy, few copies built ahead. */
+const CALLS_IN_FLIGHT = 8;
 
 /** With a progress callback, progress is reported in about this many steps (not once per group). */
 const PROGRESS_STEPS = 50;
@@ -53,13 +52,23 @@ interface MaskedRows {
   done: Uint8Array;
 }
 
+/** Rows of one protein being computed now, shared by every request for it. */
+interface Working {
+  rows: MaskedRows;
+  /** Positions (1-based) some request is computing now → settles when that row is in (or its request failed). */
+  inFlight: Map<number, Promise<void>>;
+  users: number;
+}
+
 /**
  * Masked matrices by (model, protein): scoring more mutants of a protein reuses the rows already
- * computed. The model identity belongs in the key because different checkpoints, or the same one
- * at another precision, give different numbers for the same tokens.
+ * computed, and concurrent requests for the same protein share the masked passes in flight. The
+ * model identity belongs in the key because different checkpoints, or the same one at another
+ * precision, give different numbers for the same tokens.
  */
 export class MaskedLogProbCache {
   private readonly lru: LruCache<string, MaskedRows>;
+  private readonly working = new Map<string, Working>();
 
   constructor(maxProteins = DEFAULT_CACHED_PROTEINS) {
     this.lru = new LruCache(maxProteins);
@@ -81,6 +90,28 @@ export class MaskedLogProbCache {
   /** @internal Stores (or refreshes) a protein's rows. */
   store(model: string, tokens: Int32Array, rows: MaskedRows): void {
     this.lru.set(cacheKey(model, tokens), rows);
+  }
+
+  /** @internal The protein's shared working rows (from the store, or new); give back with `leave`. */
+  join(model: string, tokens: Int32Array, fresh: () => MaskedRows): Working {
+    const key = cacheKey(model, tokens);
+    let entry = this.working.get(key);
+    if (!entry) {
+      const stored = this.lru.get(key);
+      // A copy of stored rows: rows computed now must not show in the store until they are all in.
+      entry = { rows: stored ? { data: stored.data.slice(), done: stored.done.slice() } : fresh(), inFlight: new Map(), users: 0 };
+      this.working.set(key, entry);
+    }
+    entry.users += 1;
+    return entry;
+  }
+
+  /** @internal One user of the working rows is done; `complete`: the rows it asked for are all in, so store them. */
+  leave(model: string, tokens: Int32Array, entry: Working, complete: boolean): void {
+    const key = cacheKey(model, tokens);
+    if (complete) this.lru.set(key, { data: entry.rows.data.slice(), done: entry.rows.done.slice() });
+    entry.users -= 1;
+    if (entry.users === 0 && this.working.get(key) === entry) this.working.delete(key);
   }
 }
 
@@ -132,61 +163,92 @@ export async function maskedLogProbs(
   const residues = tokens.length - 2;
   if (residues < 1) throw new RangeError('a sequence needs at least one residue between cls and eos');
   const vocabSize = tokenizer.vocab.length;
-  const { cache } = options;
-  const cached = cache?.store.lookup(cache.model, tokens);
-  const rows: MaskedRows = cached ?? {
-    data: new Float32Array(residues * vocabSize).fill(Number.NaN),
-    done: new Uint8Array(residues),
-  };
+  const { cache, onProgress } = options;
+  const fresh = (): MaskedRows => ({ data: new Float32Array(residues * vocabSize).fill(Number.NaN), done: new Uint8Array(residues) });
+  const entry: Working = cache ? cache.store.join(cache.model, tokens, fresh) : { rows: fresh(), inFlight: new Map(), users: 1 };
+  const { rows } = entry;
   const requested = requestedPositions(residues, options.positions);
-  const missing = requested.filter((p) => !rows.done[p - 1]);
-  const { onProgress } = options;
-  let completed = requested.length - missing.length;
+  let completed = requested.filter((p) => rows.done[p - 1]).length;
   onProgress?.(completed, requested.length);
-  // With a progress callback a group's copies go as several calls, submitted together (so they
-  // batch as one group would), each reported as it completes.
-  const perCall = onProgress ? Math.max(1, Math.ceil(missing.length / PROGRESS_STEPS)) : MASKED_COPIES_PER_CALL;
+  let complete = false;
+  try {
+    // Rows another request is computing now are awaited, not computed again; if that request fails
+    // (its client left), the rows still missing are computed here.
+    for (let round = 0; ; round++) {
+      const missing = requested.filter((p) => !rows.done[p - 1]);
+      if (missing.length === 0) break;
+      if (round > 2) throw new Error('masked rows could not be computed');
+      const shared = missing.filter((p) => entry.inFlight.has(p));
+      const mine = missing.filter((p) => !entry.inFlight.has(p));
+      const sharedDone = Promise.all(
+        shared.map((p) =>
+          entry.inFlight.get(p)!.then(() => {
+            if (rows.done[p - 1]) onProgress?.(++completed, requested.length);
+          }),
+        ),
+      );
+      await Promise.all([computeRows(infer, tokenizer, tokens, mine, entry, options, () => onProgress?.(++completed, requested.length)), sharedDone]);
+    }
+    complete = true;
+  } finally {
+    if (cache) cache.store.leave(cache.model, tokens, entry, complete);
+  }
+  // A copy: callers may keep or change it without touching the cache.
+  return rows.data.slice();
+}
 
-  // Groups go out GROUPS_IN_FLIGHT at a time: enough to keep every replica busy, and a long
-  // protein never floods the queue (all at once, its own groups would trip backpressure).
-  const groups: number[][] = [];
-  for (let start = 0; start < missing.length; start += MASKED_COPIES_PER_CALL) groups.push(missing.slice(start, start + MASKED_COPIES_PER_CALL));
-  const runGroup = (positions: number[]) => {
-    const copies = positions.map((p) => {
+/** Computes the masked rows of `positions` into the shared entry, announcing each as in flight. */
+async function computeRows(infer: Infer, tokenizer: Tokenizer, tokens: Int32Array, positions: number[], entry: Working, options: MaskedLogProbOptions, onRow: () => void): Promise<void> {
+  if (positions.length === 0) return;
+  const residues = tokens.length - 2;
+  const vocabSize = tokenizer.vocab.length;
+  // With a progress callback the copies go in smaller calls, so progress moves in ~PROGRESS_STEPS steps.
+  const perCall = options.onProgress ? Math.max(1, Math.min(MASKED_COPIES_PER_CALL, Math.ceil(positions.length / PROGRESS_STEPS))) : MASKED_COPIES_PER_CALL;
+  const calls: number[][] = [];
+  for (let start = 0; start < positions.length; start += perCall) calls.push(positions.slice(start, start + perCall));
+  // Every row is announced before any call goes out, so a concurrent request finds it in flight.
+  const settle = new Map<number, () => void>();
+  for (const p of positions) entry.inFlight.set(p, new Promise<void>((resolve) => settle.set(p, resolve)));
+  const finish = (p: number) => {
+    settle.get(p)?.();
+    settle.delete(p);
+    entry.inFlight.delete(p);
+  };
+  const runCall = async (call: number[]) => {
+    const copies = call.map((p) => {
       const window = windowAround(p, residues, options.windowSize ?? residues);
       const copy = window.length === residues ? tokens.slice() : windowTokens(tokens, window);
       const row = p - window.start; // token p is residue p: token 0 is cls
       copy[row] = tokenizer.maskId;
       return { copy, row };
     });
-    const calls: Promise<void>[] = [];
-    for (let first = 0; first < copies.length; first += perCall) {
-      const part = copies.slice(first, first + perCall);
-      calls.push(
-        infer(part.map((c) => c.copy), { logits: true }).then((results) => {
-          results.forEach((result, k) => {
-            const p = positions[first + k];
-            const { copy, row } = part[k];
-            const logits = logitsOf(result, copy.length, vocabSize);
-            rows.data.set(logSoftmax(logits, row * vocabSize, vocabSize), (p - 1) * vocabSize);
-            rows.done[p - 1] = 1;
-          });
-          completed += part.length;
-          onProgress?.(completed, requested.length);
-        }),
-      );
-    }
-    return Promise.all(calls);
+    const results = await infer(copies.map((c) => c.copy), { logits: true });
+    results.forEach((result, k) => {
+      const p = call[k];
+      const { copy, row } = copies[k];
+      const logits = logitsOf(result, copy.length, vocabSize);
+      entry.rows.data.set(logSoftmax(logits, row * vocabSize, vocabSize), (p - 1) * vocabSize);
+      entry.rows.done[p - 1] = 1;
+      finish(p);
+      onRow();
+    });
   };
   let next = 0;
+  let failed = false;
   const worker = async () => {
-    while (next < groups.length) await runGroup(groups[next++]);
+    try {
+      while (!failed && next < calls.length) await runCall(calls[next++]);
+    } catch (error) {
+      failed = true; // the other workers send nothing more
+      throw error;
+    }
   };
-  await Promise.all(Array.from({ length: Math.min(GROUPS_IN_FLIGHT, groups.length) }, worker));
-  // A new protein is stored only once every row asked for is in, so a failed call caches nothing.
-  if (cache) cache.store.store(cache.model, tokens, rows);
-  // A copy: callers may keep or change it without touching the cache.
-  return rows.data.slice();
+  try {
+    await Promise.all(Array.from({ length: Math.min(CALLS_IN_FLIGHT, calls.length) }, worker));
+  } finally {
+    // Rows this call will not deliver (it failed) are no longer in flight: whoever waits recomputes them.
+    for (const p of [...settle.keys()]) finish(p);
+  }
 }
 
 /** L × V matrix: row i is the log-softmax over the whole vocabulary at residue i + 1 of one unmasked pass. */

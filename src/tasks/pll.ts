@@ -1,7 +1,7 @@
 // Pseudo-log-likelihood (Salazar et al.; fair-esm's masked marginals): the sum over residues of
 // the log-probability of the true residue with only that residue masked.
 import type { Tokenizer } from '../model/tokenizer.js';
-import type { Infer } from './infer.js';
+import type { Infer } from './inference.js';
 import { maskedLogProbs, type MaskedLogProbCache } from './masked-marginals.js';
 
 export interface PseudoLikelihood {

@@ -3,7 +3,7 @@
 // mutated positions (kept in the cache for the next request about the same protein), or one
 // unmasked pass.
 import type { Tokenizer } from '../model/tokenizer.js';
-import type { Infer } from './infer.js';
+import type { Infer } from './inference.js';
 import { maskedLogProbs, unmaskedLogProbs, type MaskedLogProbCache } from './masked-marginals.js';
 import {
   deepMutationalScan,

@@ -7,9 +7,6 @@ import { InputError } from './errors.js';
 export const TRUNCATION_MODES = ['error', 'truncate', 'window'] as const;
 export type Truncation = (typeof TRUNCATION_MODES)[number];
 
-/** Window mode still needs a bound: contacts alone are L² floats. */
-export const MAX_WINDOWED_RESIDUES = 50_000;
-
 export interface EncodedSequence {
   /** cls … eos */
   tokens: Int32Array;
@@ -62,7 +59,7 @@ export function encodeSequence(tokenizer: Tokenizer, sequence: string, field: st
       return { tokens: cut, length: maxLength, originalLength: length, truncated: true };
     }
     case 'window':
-      if (length > MAX_WINDOWED_RESIDUES) throw new InputError(field, `sequence has ${length} residues; window mode accepts at most ${MAX_WINDOWED_RESIDUES}`);
+      // No length cap of its own: the request's cost (tasks/cost.ts) bounds what its windows need.
       return { tokens, length, originalLength: length, truncated: false };
   }
 }

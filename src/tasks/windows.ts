@@ -3,7 +3,7 @@
 // per-residue rows and logits are averaged over the windows covering a residue, contacts over
 // the windows covering both residues (pairs no window covers stay 0), cls/eos rows and the bos
 // vector are averaged over windows, and means are taken over the assembled residue rows.
-import type { SequenceResult, Want } from '../engine/batch.js';
+import type { SequenceResult, Want } from '../contract/index.js';
 
 export interface Window {
   /** First residue (0-based). */
@@ -40,34 +40,41 @@ export function windowWant(want: Want): Want {
   return { ...want, ...(hidden.length ? { hidden } : {}), mean: undefined };
 }
 
-/** Averages rows [T_w × width] of each window into [L + 2 × width] (cls and eos rows averaged too). */
+/**
+ * Averages rows [T_w × width] of each window into [L + 2 × width] (cls and eos rows averaged too).
+ * Sums in float32, in the result itself: a row is covered by at most a few windows (stride W/2),
+ * and a long sequence's rows must not need twice their size again while assembled.
+ */
 function assembleRows(residues: number, width: number, parts: { window: Window; rows: Float32Array }[]): Float32Array {
-  const sum = new Float64Array((residues + 2) * width);
-  const count = new Float64Array(residues + 2);
+  const out = new Float32Array((residues + 2) * width);
+  const count = new Uint8Array(residues + 2);
   for (const { window, rows } of parts) {
     for (let t = 0; t < window.length + 2; t++) {
       const target = t === 0 ? 0 : t === window.length + 1 ? residues + 1 : window.start + t;
       count[target]++;
-      for (let d = 0; d < width; d++) sum[target * width + d] += rows[t * width + d];
+      for (let d = 0; d < width; d++) out[target * width + d] += rows[t * width + d];
     }
   }
-  return Float32Array.from(sum, (s, i) => s / count[Math.floor(i / width)]);
+  for (let t = 0; t < residues + 2; t++) if (count[t] > 1) for (let d = 0; d < width; d++) out[t * width + d] /= count[t];
+  return out;
 }
 
+/** L × L contacts averaged over the windows covering both residues (0 where none does); float32 sums in place, 5 bytes a pair in all. */
 function assembleContacts(residues: number, parts: { window: Window; contacts: Float32Array }[]): Float32Array {
-  const sum = new Float64Array(residues * residues);
-  const count = new Uint16Array(residues * residues);
+  const out = new Float32Array(residues * residues);
+  const count = new Uint8Array(residues * residues);
   for (const { window, contacts } of parts) {
     const n = window.length;
     for (let i = 0; i < n; i++) {
       const row = (window.start + i) * residues + window.start;
       for (let j = 0; j < n; j++) {
-        sum[row + j] += contacts[i * n + j];
+        out[row + j] += contacts[i * n + j];
         count[row + j]++;
       }
     }
   }
-  return Float32Array.from(sum, (s, i) => (count[i] ? s / count[i] : 0));
+  for (let k = 0; k < out.length; k++) if (count[k] > 1) out[k] /= count[k];
+  return out;
 }
 
 function meanOfResidueRows(rows: Float32Array, residues: number, width: number): Float32Array {

@@ -5,7 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startLocalEngine, type LocalEngine } from '../../src/cli/local-engine.js';
-import type { Infer } from '../../src/tasks/infer.js';
+import type { Infer } from '../../src/tasks/inference.js';
 import { fixtureModelDir } from './paths.js';
 
 export interface GoldenEngine {

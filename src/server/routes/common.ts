@@ -1,9 +1,10 @@
-// What every inference route shares: the ready model, the submit options of a request (its
-// disconnect signal and timeout) and the timing headers.
+// What every inference route shares: the ready model, and one request's inference — admitted by
+// its cost before any work, run as one InferenceRequest (tasks/inference.ts) that ends when the
+// client leaves, the deadline passes, any part fails or the reply is done, with its result memory
+// reserved until the reply has been sent or abandoned. A route reads: validate → infer → reply.
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { ItemOutcome } from '../../scheduler/types.js';
-import { runSequences, type RowRunner, type RunOptions } from '../../tasks/run.js';
-import type { Infer } from '../../tasks/infer.js';
+import { checkCost, checkDeadline, type RequestCost } from '../../tasks/cost.js';
+import { startRequest, type InferenceRequest } from '../../tasks/inference.js';
 import { noReplica, notReady } from '../errors.js';
 import type { LoadedModel, ServingRuntime } from '../runtime.js';
 
@@ -20,46 +21,43 @@ export function readyModel(runtime: ServingRuntime): LoadedModel {
   return model;
 }
 
-/** Cancels the request's queued work when its client disconnects before the reply is sent. */
-export function submitOptions(request: FastifyRequest, reply: FastifyReply, timeoutMs: number): { signal: AbortSignal; timeoutMs: number } {
+/** Aborts when the client disconnects before its reply has been sent. */
+export function clientGone(request: FastifyRequest, reply: FastifyReply): AbortSignal {
   const controller = new AbortController();
   reply.raw.once('close', () => {
     if (!reply.raw.writableFinished) controller.abort();
   });
   request.raw.once('aborted', () => controller.abort());
-  return { signal: controller.signal, timeoutMs };
+  return controller.signal;
 }
 
-export function setTimingHeaders(reply: FastifyReply, outcomes: readonly ItemOutcome[]): void {
-  const max = (pick: (o: ItemOutcome) => number) => Math.max(0, ...outcomes.map(pick));
-  void reply.header('x-queue-time', max((o) => o.queueMs).toFixed(1));
-  void reply.header('x-inference-time', max((o) => o.inferenceMs).toFixed(1));
+/** The accepted request's inference, begun: cost checked and reserved; `run` it (or `end` it) once. */
+export interface AdmittedInference {
+  request: InferenceRequest;
+  /** Runs the work as the request and sets the timing headers. */
+  run<T>(work: (request: InferenceRequest) => Promise<T>): Promise<T>;
 }
 
 /**
- * A RowRunner over the scheduler for one request: every row shares the request's disconnect signal
- * and timeout, and every outcome is recorded for the timing headers.
+ * Admits a request by its cost (413 past a limit, 429 when the server's result memory is taken
+ * now) and starts its inference. The memory stays reserved until the reply is over.
  */
-export function requestRunner(model: LoadedModel, options: { signal: AbortSignal; timeoutMs: number }, record: ItemOutcome[]): RowRunner {
-  return async (rows, want) => {
-    const outcomes = await model.scheduler.submit(
-      rows.map((r) => ({ tokens: r.tokens, want, ...(r.replica === undefined ? {} : { replica: r.replica }) })),
-      options,
-    );
-    record.push(...outcomes);
-    return outcomes;
-  };
-}
-
-/** Windows are MAX_SEQUENCE_LENGTH residues: the longest a sequence may be without them. */
-export function runOptions(model: LoadedModel): RunOptions {
-  return { windowSize: model.windowSize, hiddenSize: model.checkpoint.config.hiddenSize, vocabSize: model.checkpoint.config.vocabSize };
-}
-
-/** The tasks' Infer over a request's runner; rows longer than the window are run as windows. */
-export function requestInfer(model: LoadedModel, run: RowRunner): Infer {
-  return async (tokens, want) => {
-    const sequences = tokens.map((t) => ({ encoded: { tokens: t, length: t.length - 2, originalLength: t.length - 2, truncated: false } }));
-    return (await runSequences(run, sequences, want, runOptions(model))).map((o) => o.result);
+export function admit(runtime: ServingRuntime, model: LoadedModel, request: FastifyRequest, reply: FastifyReply, cost: RequestCost): AdmittedInference {
+  const { settings } = runtime;
+  checkCost(cost, settings);
+  checkDeadline(cost.tokens, model.scheduler.tokensPerSecond(), settings.requestTimeoutMs);
+  const release = model.resultMemory.reserve(cost.resultBytes);
+  reply.raw.once('close', release);
+  const inference = startRequest(model.inference, { signal: clientGone(request, reply), timeoutMs: settings.requestTimeoutMs });
+  reply.raw.once('close', () => inference.end());
+  return {
+    request: inference,
+    async run(work) {
+      const result = await inference.run(work);
+      const { queueMs, inferenceMs } = inference.timing();
+      void reply.header('x-queue-time', queueMs.toFixed(1));
+      void reply.header('x-inference-time', inferenceMs.toFixed(1));
+      return result;
+    },
   };
 }

@@ -7,9 +7,8 @@ import { InputError } from '../../tasks/errors.js';
 import { embedJson, embedSafetensorsEntries, embedTensors, embedWant, resolveReprLayers, type EmbedSpec } from '../../tasks/embed.js';
 import { ErrorResponse, embedBody } from '../schemas.js';
 import type { ServingRuntime } from '../runtime.js';
-import { readyModel, requestRunner, runOptions, setTimingHeaders, submitOptions } from './common.js';
-import { runSequences } from '../../tasks/run.js';
-import type { ItemOutcome } from '../../scheduler/types.js';
+import { admit, readyModel } from './common.js';
+import { embedCost } from '../../tasks/cost.js';
 
 const SAFETENSORS = 'application/octet-stream';
 
@@ -42,12 +41,12 @@ export const embedRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime }>
       }
       const spec: EmbedSpec = { include: body.include, layers };
       const encoded = body.sequences.map((s, i) => encodeSequence(tokenizer, s, `sequences[${i}]`, settings.maxSequenceLength, body.truncation));
-      const record: ItemOutcome[] = [];
-      const run = requestRunner(model, submitOptions(request, reply, settings.requestTimeoutMs), record);
-      const outcomes = await runSequences(run, encoded.map((e) => ({ encoded: e })), embedWant(spec), runOptions(model));
-      setTimingHeaders(reply, record);
+      const want = embedWant(spec);
+      const safetensors = request.headers.accept?.includes(SAFETENSORS) === true;
+      const cost = embedCost(config, model.windowSize, encoded.map((e) => e.length), want, safetensors ? 'safetensors' : 'json');
+      const outcomes = await admit(runtime, model, request, reply, cost).run((inference) => inference.sequences(encoded.map((e) => ({ encoded: e })), want));
       const tensors = outcomes.map((o, i) => embedTensors(o.result, spec, encoded[i].length, config.hiddenSize, config.vocabSize));
-      if (request.headers.accept?.includes(SAFETENSORS)) {
+      if (safetensors) {
         const entries = tensors.flatMap((t, i) => embedSafetensorsEntries(i, t));
         return reply.type(SAFETENSORS).send(encodeSafetensors(entries, { model: runtime.modelName }));
       }

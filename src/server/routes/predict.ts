@@ -2,12 +2,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { encodeSequence } from '../../tasks/sequences.js';
 import { distribute, distributionInfo } from '../../scheduler/distributor.js';
-import type { ItemOutcome } from '../../scheduler/types.js';
-import { runSequences, type RowOutcome } from '../../tasks/run.js';
+import type { RowOutcome } from '../../tasks/inference.js';
 import type { EncodedSequence } from '../../tasks/sequences.js';
+import { embedCost } from '../../tasks/cost.js';
 import { ErrorResponse, PredictBatchResponse, PredictBody, PredictResponse, predictBatchBody } from '../schemas.js';
 import type { ServingRuntime } from '../runtime.js';
-import { readyModel, requestRunner, runOptions, setTimingHeaders, submitOptions } from './common.js';
+import { admit, readyModel } from './common.js';
 
 export const predictRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime }> = async (app, { runtime }) => {
   const { settings } = runtime;
@@ -35,14 +35,12 @@ export const predictRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime 
       const model = readyModel(runtime);
       const body = request.body;
       const encoded = encodeSequence(model.checkpoint.tokenizer, body.sequence, 'sequence', settings.maxSequenceLength, body.truncation);
-      const last = model.checkpoint.config.numLayers;
-      const record: ItemOutcome[] = [];
-      const run = requestRunner(model, submitOptions(request, reply, settings.requestTimeoutMs), record);
-      const [outcome] = await runSequences(run, [{ encoded }], { mean: [last] }, runOptions(model));
-      setTimingHeaders(reply, record);
+      const want = { mean: [model.checkpoint.config.numLayers] };
+      const admitted = admit(runtime, model, request, reply, embedCost(model.checkpoint.config, model.windowSize, [encoded.length], want, 'json'));
+      const [outcome] = await admitted.run((inference) => inference.sequences([{ encoded }], want));
       return {
         ...prediction(body.sequence, encoded, outcome, body.include_embeddings, body.include_attention),
-        inference_time_ms: Math.max(...record.map((o) => o.inferenceMs)),
+        inference_time_ms: admitted.request.timing().inferenceMs,
         model_name: runtime.modelName,
       };
     },
@@ -55,17 +53,15 @@ export const predictRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime 
       const model = readyModel(runtime);
       const body = request.body;
       const encoded = body.sequences.map((s, i) => encodeSequence(model.checkpoint.tokenizer, s, `sequences[${i}]`, settings.maxSequenceLength, body.truncation));
-      const last = model.checkpoint.config.numLayers;
+      const want = { mean: [model.checkpoint.config.numLayers] };
       const up = Array.from({ length: model.pool.size }, (_, i) => i).filter((i) => model.pool.isUp(i));
       const plan = distribute(encoded.map((e) => e.tokens.length), Math.max(1, up.length), settings.distributionStrategy);
       const replicaOf = new Array<number>(encoded.length);
       plan.forEach((indices, device) => indices.forEach((i) => (replicaOf[i] = up[device] ?? 0)));
       const started = performance.now();
-      const record: ItemOutcome[] = [];
-      const run = requestRunner(model, submitOptions(request, reply, settings.requestTimeoutMs), record);
-      const outcomes = await runSequences(run, encoded.map((e, i) => ({ encoded: e, replica: replicaOf[i] })), { mean: [last] }, runOptions(model));
+      const cost = embedCost(model.checkpoint.config, model.windowSize, encoded.map((e) => e.length), want, 'json');
+      const outcomes = await admit(runtime, model, request, reply, cost).run((inference) => inference.sequences(encoded.map((e, i) => ({ encoded: e, replica: replicaOf[i] })), want));
       const totalMs = performance.now() - started;
-      setTimingHeaders(reply, record);
       // Reported from where each sequence actually ran (equal to the plan unless a replica went down).
       const ranOn: number[][] = Array.from({ length: model.pool.size }, () => []);
       outcomes.forEach((o, i) => ranOn[o.replica].push(i));

@@ -15,7 +15,8 @@ import { scanMutations } from '../../tasks/score.js';
 import { toApiError } from '../errors.js';
 import { ErrorResponse, Truncation } from '../schemas.js';
 import type { ServingRuntime } from '../runtime.js';
-import { readyModel, requestInfer, requestRunner, submitOptions } from './common.js';
+import { maskedCost, embedCost } from '../../tasks/cost.js';
+import { admit, readyModel } from './common.js';
 
 /** A comment line keeps proxies and idle timeouts from closing a quiet stream. */
 const KEEP_ALIVE_MS = 15_000;
@@ -49,24 +50,29 @@ export const scoreStreamRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRunt
       const body = request.body;
       const { tokenizer } = model.checkpoint;
       const encoded = encodeSequence(tokenizer, body.sequence, 'sequence', settings.maxSequenceLength, body.truncation);
-      const options = submitOptions(request, reply, settings.requestTimeoutMs);
-      // Progress splits the masked copies into many concurrent calls, each listening to the signal.
-      setMaxListeners(256, options.signal);
-      const infer = requestInfer(model, requestRunner(model, options, []));
-      const context = { infer, tokenizer, cache: { store: model.maskedCache, model: `${runtime.modelName}|${model.precision}|${model.windowSize}` }, windowSize: model.windowSize };
+      const L = encoded.length;
+      const cost =
+        body.method === 'masked_marginal'
+          ? maskedCost(model.checkpoint.config, model.windowSize, [{ residues: L, positions: L }], L * 20)
+          : { ...embedCost(model.checkpoint.config, model.windowSize, [L], { logits: true }, 'json'), responseFloats: L * 20 };
+      const admitted = admit(runtime, model, request, reply, cost);
+      // Every part of the request listens to its one signal.
+      setMaxListeners(256, admitted.request.signal);
 
       const stream = new PassThrough();
       // After a client has gone, Fastify destroys the stream; what the scan still reports is dropped.
       const send = (text: string) => void (!stream.destroyed && !stream.writableEnded && stream.write(text));
       const keepAlive = setInterval(() => send(': keep-alive\n\n'), KEEP_ALIVE_MS);
       let last = -1;
-      const scan = scanMutations(context, encoded.tokens, body.method, {
+      const context = { infer: admitted.request.infer, tokenizer, cache: { store: model.maskedCache, model: `${runtime.modelName}|${model.precision}|${model.windowSize}` }, windowSize: model.windowSize };
+      // The stream has begun before the scan ends: no timing headers, the request alone.
+      const scan = admitted.request.run(() => scanMutations(context, encoded.tokens, body.method, {
         onProgress: (done, total) => {
           if (done === last) return;
           last = done;
           send(sseEvent('progress', { done, total }));
         },
-      });
+      }));
       scan
         .then((result) => {
           send(

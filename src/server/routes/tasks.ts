@@ -1,7 +1,6 @@
 // What protein scientists run ESM-2 for: variant effects (/v1/score), pseudo-likelihood (/v1/pll)
 // and masked-token prediction (/v1/fill-mask), all through the same scheduler as embeddings.
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { ItemOutcome } from '../../scheduler/types.js';
 import { encodeSequence } from '../../tasks/sequences.js';
 import { InputError } from '../../tasks/errors.js';
 import { SCORE_METHODS } from '../../tasks/variants.js';
@@ -11,7 +10,9 @@ import { maskedLogProbs } from '../../tasks/masked-marginals.js';
 import { DEFAULT_TOP_K, fillMask } from '../../tasks/fill-mask.js';
 import { ErrorResponse, Truncation } from '../schemas.js';
 import type { LoadedModel, ServingRuntime } from '../runtime.js';
-import { readyModel, requestInfer, requestRunner, setTimingHeaders, submitOptions } from './common.js';
+import type { InferenceRequest } from '../../tasks/inference.js';
+import { embedCost, maskedCost } from '../../tasks/cost.js';
+import { admit, readyModel } from './common.js';
 
 const Sequence = Type.String({ description: 'Protein sequence (see /predict)' });
 const errors = { 400: ErrorResponse, 422: ErrorResponse, 429: ErrorResponse, 503: ErrorResponse, 504: ErrorResponse };
@@ -19,18 +20,16 @@ const errors = { 400: ErrorResponse, 422: ErrorResponse, 429: ErrorResponse, 503
 export const taskRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime }> = async (app, { runtime }) => {
   const { settings } = runtime;
 
-  /** Infer for one request, its outcomes recorded for the timing headers. */
-  const requestContext = (model: LoadedModel, request: Parameters<typeof submitOptions>[0], reply: Parameters<typeof submitOptions>[1]) => {
-    const record: ItemOutcome[] = [];
-    const infer = requestInfer(model, requestRunner(model, submitOptions(request, reply, settings.requestTimeoutMs), record));
-    const score: ScoreContext = {
-      infer,
-      tokenizer: model.checkpoint.tokenizer,
-      cache: { store: model.maskedCache, model: `${runtime.modelName}|${model.precision}|${model.windowSize}` },
-      windowSize: model.windowSize,
-    };
-    return { record, infer, score };
-  };
+  /** The scoring context of one request: its inference, and the masked rows shared between requests. */
+  const scoreContext = (model: LoadedModel, inference: InferenceRequest): ScoreContext => ({
+    infer: inference.infer,
+    tokenizer: model.checkpoint.tokenizer,
+    cache: { store: model.maskedCache, model: `${runtime.modelName}|${model.precision}|${model.windowSize}` },
+    windowSize: model.windowSize,
+  });
+
+  /** Positions a list of mutations can touch at the most (each ":"-part is one), for the cost. */
+  const positionsOf = (mutations: readonly string[], residues: number) => Math.min(residues, mutations.reduce((n, m) => n + m.split(':').length, 0));
 
   app.post(
     '/v1/score',
@@ -55,14 +54,18 @@ export const taskRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime }> 
       const body = request.body;
       if ((body.mutations === undefined) === (body.scan !== true)) throw new InputError('mutations', 'give either "mutations" or "scan": true');
       const encoded = encodeSequence(model.checkpoint.tokenizer, body.sequence, 'sequence', settings.maxSequenceLength, body.truncation);
-      const { record, score } = requestContext(model, request, reply);
+      const L = encoded.length;
+      const answers = body.scan ? L * 20 : body.mutations!.length;
+      const cost =
+        body.method === 'masked_marginal'
+          ? maskedCost(model.checkpoint.config, model.windowSize, [{ residues: L, positions: body.scan ? L : positionsOf(body.mutations!, L) }], answers)
+          : { ...embedCost(model.checkpoint.config, model.windowSize, [L], { logits: true }, 'json'), responseFloats: answers };
+      const admitted = admit(runtime, model, request, reply, cost);
       if (body.scan) {
-        const scan = await scanMutations(score, encoded.tokens, body.method);
-        setTimingHeaders(reply, record);
+        const scan = await admitted.run((inference) => scanMutations(scoreContext(model, inference), encoded.tokens, body.method));
         return { model: runtime.modelName, method: body.method, ...scan };
       }
-      const scores = await scoreMutations(score, encoded.tokens, body.mutations!, body.method);
-      setTimingHeaders(reply, record);
+      const scores = await admitted.run((inference) => scoreMutations(scoreContext(model, inference), encoded.tokens, body.mutations!, body.method));
       return { model: runtime.modelName, method: body.method, scores };
     },
   );
@@ -87,16 +90,20 @@ export const taskRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime }> 
       const model = readyModel(runtime);
       const body = request.body;
       const encoded = body.sequences.map((s, i) => encodeSequence(model.checkpoint.tokenizer, s, `sequences[${i}]`, settings.maxSequenceLength, body.truncation));
-      const { record, score } = requestContext(model, request, reply);
-      const vocabSize = score.tokenizer.vocab.length;
-      const results = await Promise.all(
-        encoded.map(async (e) => {
-          const matrix = await maskedLogProbs(score.infer, score.tokenizer, e.tokens, { cache: score.cache, windowSize: score.windowSize });
-          const pll = pseudoLikelihoodFromMatrix(matrix, e.tokens, vocabSize);
-          return body.per_position ? { ...pll, per_position: Array.from({ length: pll.length }, (_, i) => matrix[i * vocabSize + e.tokens[i + 1]]) } : pll;
-        }),
-      );
-      setTimingHeaders(reply, record);
+      const vocabSize = model.checkpoint.tokenizer.vocab.length;
+      const perSequence = encoded.map((e) => ({ residues: e.length, positions: e.length }));
+      const answers = encoded.reduce((n, e) => n + (body.per_position ? e.length : 0) + 2, 0);
+      const admitted = admit(runtime, model, request, reply, maskedCost(model.checkpoint.config, model.windowSize, perSequence, answers));
+      const results = await admitted.run((inference) => {
+        const score = scoreContext(model, inference);
+        return Promise.all(
+          encoded.map(async (e) => {
+            const matrix = await maskedLogProbs(score.infer, score.tokenizer, e.tokens, { cache: score.cache, windowSize: score.windowSize });
+            const pll = pseudoLikelihoodFromMatrix(matrix, e.tokens, vocabSize);
+            return body.per_position ? { ...pll, per_position: Array.from({ length: pll.length }, (_, i) => matrix[i * vocabSize + e.tokens[i + 1]]) } : pll;
+          }),
+        );
+      });
       return {
         model: runtime.modelName,
         results: results.map((r, index) => ({ index, ...r, ...(encoded[index].truncated ? { truncated: true, original_length: encoded[index].originalLength } : {}) })),
@@ -118,9 +125,10 @@ export const taskRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime }> 
       const model = readyModel(runtime);
       const body = request.body;
       const encoded = encodeSequence(model.checkpoint.tokenizer, body.sequence, 'sequence', settings.maxSequenceLength, body.truncation);
-      const { record, infer } = requestContext(model, request, reply);
-      const predictions = await fillMask(infer, model.checkpoint.tokenizer, encoded.tokens, body.top_k);
-      setTimingHeaders(reply, record);
+      const cost = embedCost(model.checkpoint.config, model.windowSize, [encoded.length], { logits: true }, 'json');
+      const predictions = await admit(runtime, model, request, reply, { ...cost, responseFloats: 0 }).run((inference) =>
+        fillMask(inference.infer, model.checkpoint.tokenizer, encoded.tokens, body.top_k),
+      );
       return { model: runtime.modelName, predictions };
     },
   );

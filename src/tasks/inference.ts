@@ -1,0 +1,230 @@
+// One request's inference, for every route and every CLI command: the request's rows go to the
+// scheduler in parts (never more than its in-flight allowance waiting or running at once), all
+// under one deadline and one cancellation. When the request ends for any reason — its client
+// left, its deadline passed, any part failed, its reply was sent — nothing more of it is queued
+// and what it has queued is dropped; only batches already running finish, unheard.
+import type { ModelDims, SequenceResult, Want } from '../contract/index.js';
+import { CancelledError, SchedulerTimeoutError, type Scheduler } from '../scheduler/index.js';
+import type { ItemOutcome } from '../scheduler/types.js';
+import type { EncodedSequence } from './sequences.js';
+import { assembleWindows, windowTokens, windowWant, windowsFor } from './windows.js';
+
+/** The one shape of inference the task code is written against: one result per cls … eos row, in order. */
+export type Infer = (tokens: Int32Array[], want: Want) => Promise<SequenceResult[]>;
+
+export interface RowOutcome {
+  result: SequenceResult;
+  /** The replica that ran the row (of a windowed sequence: its first window). */
+  replica: number;
+}
+
+/** What a server or a CLI command serves requests from: its scheduler and its model's shape. */
+export interface ModelInference {
+  scheduler: Scheduler;
+  dims: ModelDims;
+  /** Longer sequences run as windows of this many residues (tasks/windows.ts). */
+  windowSize: number;
+  /**
+   * Tokens one request may have queued or running at once; its further rows are queued as its
+   * earlier ones finish. Every part after the first is queued whatever the queue holds, so a
+   * large request is never refused against itself; backpressure (429) applies to new requests.
+   */
+  maxInFlightTokens: number;
+  /** Tokens per scheduler submission (a part); about one batch. */
+  partTokens: number;
+}
+
+export interface RequestOptions {
+  /** The client's end (disconnect): the request is cancelled. */
+  signal?: AbortSignal;
+  /** The whole request's deadline, from now: past it, it fails with SchedulerTimeoutError. */
+  timeoutMs?: number;
+}
+
+interface PendingRow {
+  tokens: Int32Array;
+  want: Want;
+  replica?: number;
+  done: (outcome: ItemOutcome) => void;
+}
+
+export class InferenceRequest {
+  /** Aborted, with the reason, once the request has ended. */
+  readonly signal: AbortSignal;
+  /** Every row's outcome, for the timing headers. */
+  readonly outcomes: ItemOutcome[] = [];
+  private readonly controller = new AbortController();
+  private readonly pending: PendingRow[] = [];
+  private readonly failures: ((error: unknown) => void)[] = [];
+  private inFlightTokens = 0;
+  private admitted = false;
+  private timer: NodeJS.Timeout | undefined;
+  private detach: (() => void) | undefined;
+
+  constructor(
+    readonly model: ModelInference,
+    options: RequestOptions = {},
+  ) {
+    this.signal = this.controller.signal;
+    const { signal, timeoutMs } = options;
+    if (signal) {
+      const onAbort = () => this.end(new CancelledError());
+      if (signal.aborted) onAbort();
+      else {
+        signal.addEventListener('abort', onAbort, { once: true });
+        this.detach = () => signal.removeEventListener('abort', onAbort);
+      }
+    }
+    if (timeoutMs !== undefined && !this.ended) {
+      this.timer = setTimeout(() => this.end(new SchedulerTimeoutError(timeoutMs)), timeoutMs);
+    }
+  }
+
+  get ended(): boolean {
+    return this.signal.aborted;
+  }
+
+  /** The tasks' Infer over this request: rows longer than the window run as windows. */
+  readonly infer: Infer = async (tokens, want) => {
+    const sequences = tokens.map((t) => ({ encoded: { tokens: t, length: t.length - 2, originalLength: t.length - 2, truncated: false } }));
+    return (await this.sequences(sequences, want)).map((o) => o.result);
+  };
+
+  /**
+   * Ends the request (idempotent): the deadline is cleared, pending rows never go out, queued ones
+   * are dropped by the scheduler (they share this signal), and every call still waiting rejects
+   * with `reason` (the default: the reply was sent, nothing more is needed).
+   */
+  end(reason: unknown = new CancelledError('request ended')): void {
+    if (this.ended) return;
+    clearTimeout(this.timer);
+    this.detach?.();
+    this.pending.length = 0;
+    this.controller.abort(reason);
+    for (const fail of this.failures.splice(0)) fail(reason);
+  }
+
+  /** Runs `work` as this request: a failure of any part ends all of it; so does finishing. */
+  async run<T>(work: (request: InferenceRequest) => Promise<T>): Promise<T> {
+    try {
+      return await work(this);
+    } catch (error) {
+      this.end(error);
+      throw error;
+    } finally {
+      this.end();
+    }
+  }
+
+  /** Token rows (cls … eos, each within the window), one outcome per row in order. */
+  rows(rows: readonly { tokens: Int32Array; replica?: number }[], want: Want): Promise<RowOutcome[]> {
+    if (this.ended) return Promise.reject(this.signal.reason);
+    if (rows.length === 0) return Promise.resolve([]);
+    return new Promise<RowOutcome[]>((resolve, reject) => {
+      const out = new Array<RowOutcome>(rows.length);
+      let left = rows.length;
+      this.failures.push(reject);
+      rows.forEach((row, i) =>
+        this.pending.push({
+          tokens: row.tokens,
+          want,
+          replica: row.replica,
+          done: (outcome) => {
+            out[i] = { result: outcome.result, replica: outcome.replica };
+            if (--left === 0) {
+              const k = this.failures.indexOf(reject);
+              if (k >= 0) this.failures.splice(k, 1);
+              resolve(out);
+            }
+          },
+        }),
+      );
+      this.pump();
+    });
+  }
+
+  /** Sequences, those longer than the window as windows assembled into one result; one outcome per sequence. */
+  async sequences(sequences: readonly { encoded: EncodedSequence; replica?: number }[], want: Want): Promise<RowOutcome[]> {
+    const { windowSize, dims } = this.model;
+    const plain = sequences.flatMap((s, i) => (s.encoded.length > windowSize ? [] : [i]));
+    const windowed = sequences.flatMap((s, i) => (s.encoded.length > windowSize ? [i] : []));
+    const out = new Array<RowOutcome>(sequences.length);
+    const plainRun = this.rows(plain.map((i) => ({ tokens: sequences[i].encoded.tokens, replica: sequences[i].replica })), want).then((outcomes) =>
+      outcomes.forEach((o, k) => (out[plain[k]] = o)),
+    );
+    // Each windowed sequence on its own: its windows' results are held only until it is assembled.
+    const windowRuns = windowed.map(async (i) => {
+      const { tokens, length } = sequences[i].encoded;
+      const layout = windowsFor(length, windowSize);
+      const parts = await this.rows(layout.map((w) => ({ tokens: windowTokens(tokens, w) })), windowWant(want));
+      out[i] = { result: assembleWindows(length, layout, parts.map((p) => p.result), want, dims.hiddenSize, dims.vocabSize), replica: parts[0].replica };
+    });
+    await Promise.all([plainRun, ...windowRuns]);
+    return out;
+  }
+
+  /** The longest queue wait and batch time of its rows (the x-queue-time / x-inference-time headers). */
+  timing(): { queueMs: number; inferenceMs: number } {
+    let queueMs = 0;
+    let inferenceMs = 0;
+    for (const o of this.outcomes) {
+      queueMs = Math.max(queueMs, o.queueMs);
+      inferenceMs = Math.max(inferenceMs, o.inferenceMs);
+    }
+    return { queueMs, inferenceMs };
+  }
+
+  /** Sends parts while the in-flight allowance has room (a first part always goes, if admitted). */
+  private pump(): void {
+    const { scheduler, maxInFlightTokens, partTokens } = this.model;
+    while (!this.ended && this.pending.length > 0 && (this.inFlightTokens === 0 || this.inFlightTokens < maxInFlightTokens)) {
+      const room = Math.max(1, Math.min(partTokens, maxInFlightTokens - this.inFlightTokens));
+      const part: PendingRow[] = [];
+      let tokens = 0;
+      // Rows of one want per part, in order; at least one row.
+      while (this.pending.length > 0 && this.pending[0].want === (part[0]?.want ?? this.pending[0].want) && (part.length === 0 || tokens + this.pending[0].tokens.length <= room)) {
+        const row = this.pending.shift()!;
+        part.push(row);
+        tokens += row.tokens.length;
+      }
+      if (!this.admitted) {
+        // Admission: the queue must have room for what this request puts in it at once.
+        const refused = scheduler.refusal(Math.min(maxInFlightTokens, tokens + this.pendingTokens()));
+        if (refused) return this.end(refused);
+        this.admitted = true;
+      }
+      this.inFlightTokens += tokens;
+      scheduler
+        .submit(
+          part.map((row) => ({ tokens: row.tokens, want: row.want, ...(row.replica === undefined ? {} : { replica: row.replica }) })),
+          { signal: this.signal, admitted: true },
+        )
+        .then(
+          (outcomes) => {
+            this.inFlightTokens -= tokens;
+            if (this.ended) return;
+            outcomes.forEach((outcome, k) => {
+              this.outcomes.push({ ...outcome, result: {} });
+              part[k].done(outcome);
+            });
+            this.pump();
+          },
+          (error: unknown) => {
+            this.inFlightTokens -= tokens;
+            this.end(this.ended ? this.signal.reason : error);
+          },
+        );
+    }
+  }
+
+  private pendingTokens(): number {
+    let sum = 0;
+    for (const row of this.pending) sum += row.tokens.length;
+    return sum;
+  }
+}
+
+/** A request on `model`: the one way any route or command runs inference. */
+export function startRequest(model: ModelInference, options: RequestOptions = {}): InferenceRequest {
+  return new InferenceRequest(model, options);
+}
