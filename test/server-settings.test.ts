@@ -26,6 +26,7 @@ test('defaults are those of the FastAPI service, plus the new settings', () => {
     maxQueuedTokens: 262144,
     requestTimeoutMs: 120000,
     bodyLimitBytes: 10485760,
+    maxBodyBytesInFlight: 268435456,
     replicaRunTimeoutMs: 600000,
     clientTimeoutMs: 30000,
     rateLimitPerMinute: 0,
@@ -139,6 +140,15 @@ test('every bad value stops loading with one line naming the variable and the va
       );
     }
   }
+});
+
+test('MAX_BODY_BYTES_IN_FLIGHT must hold a body of BODY_LIMIT_BYTES', () => {
+  assert.equal(loadSettings({ BODY_LIMIT_BYTES: '4096', MAX_BODY_BYTES_IN_FLIGHT: '4096' }).maxBodyBytesInFlight, 4096);
+  assert.throws(
+    () => loadSettings({ BODY_LIMIT_BYTES: '4096', MAX_BODY_BYTES_IN_FLIGHT: '4095' }),
+    (err: unknown) => err instanceof SettingsError && err.variable === 'MAX_BODY_BYTES_IN_FLIGHT' && /at least BODY_LIMIT_BYTES = 4096/.test(err.message),
+  );
+  assert.throws(() => loadSettings({ MAX_BODY_BYTES_IN_FLIGHT: '1e9' }), /MAX_BODY_BYTES_IN_FLIGHT="1e9" is invalid/);
 });
 
 test('MAX_BATCH_TOKENS must hold the longest sequence plus cls and eos', () => {

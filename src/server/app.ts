@@ -11,6 +11,7 @@ import { readBodiesAsJson } from './content-type.js';
 import { ServingRuntime, type EngineTestHooks } from './runtime.js';
 import { Metrics } from './metrics.js';
 import { installConnectionLimits } from './connections.js';
+import { BodyBudget } from './body.js';
 import { serviceRoutes } from './routes/service.js';
 import { predictRoutes } from './routes/predict.js';
 import { embedRoutes } from './routes/embed.js';
@@ -26,6 +27,8 @@ export interface App {
   runtime: ServingRuntime;
   /** Every route, as registered (for tests that must cover them all, e.g. access control). */
   routes: { method: string; url: string }[];
+  /** Request body bytes held against MAX_BODY_BYTES_IN_FLIGHT (server/body.ts). */
+  bodies: BodyBudget;
 }
 
 export async function buildApp(settings: Settings, opts: { version: string; logger?: boolean | object; engine?: EngineTestHooks } = { version: '0.0.0' }): Promise<App> {
@@ -56,8 +59,11 @@ export async function buildApp(settings: Settings, opts: { version: string; logg
   const runtime = new ServingRuntime(settings, metrics, app.log, opts.engine);
   installConnectionLimits(app.server, settings, metrics);
 
-  // Before any plugin is registered, so that their routes (the API docs) answer errors the same way.
+  // Before any plugin is registered, so that their routes (the API docs) answer errors the same way,
+  // and read bodies the same way (a plugin's context copies the parsers when it is registered).
   registerErrorHandling(app);
+  const bodies = new BodyBudget(settings.maxBodyBytesInFlight, metrics);
+  readBodiesAsJson(app, bodies);
   await app.register(cors, { origin: settings.corsOrigins === '*' ? '*' : settings.corsOrigins });
   await app.register(swagger, {
     openapi: { info: { title: 'esm2-serve', version: opts.version, description: 'ESM-2 protein language model inference' } },
@@ -66,7 +72,6 @@ export async function buildApp(settings: Settings, opts: { version: string; logg
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   installAccessControl(app, settings, OPEN_ROUTES);
-  readBodiesAsJson(app);
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     metrics.requests.inc({ route, status: String(reply.statusCode) });
@@ -87,5 +92,5 @@ export async function buildApp(settings: Settings, opts: { version: string; logg
   await app.register(taskRoutes, { runtime });
   await app.register(scoreStreamRoutes, { runtime });
   await app.register(uiRoutes);
-  return { app, runtime, routes };
+  return { app, runtime, routes, bodies };
 }

@@ -4,7 +4,8 @@ import type { FastifyError, FastifyInstance } from 'fastify';
 import { ExecutorFault } from '../contract/index.js';
 import { CancelledError, OverloadedError, SchedulerTimeoutError, UnavailableError } from '../scheduler/errors.js';
 import { CostLimitError, InputError, ResultMemoryBusyError } from '../tasks/errors.js';
-import { UNSUPPORTED_MEDIA_TYPE } from './content-type.js';
+
+export const UNSUPPORTED_MEDIA_TYPE = 'unsupported Content-Type: send the body as JSON, with Content-Type: application/json (or with no Content-Type)';
 
 export class ApiError extends Error {
   constructor(
@@ -28,6 +29,25 @@ export const NO_REPLICA_RETRY_AFTER_S = 60;
 export const noReplica = (message: string) => new ApiError(503, 'no_replica', message, { 'retry-after': String(NO_REPLICA_RETRY_AFTER_S) });
 export const shuttingDown = (timeoutMs: number) =>
   new ApiError(503, 'shutting_down', `the server is shutting down and could not finish this request within SHUTDOWN_TIMEOUT_MS (${timeoutMs} ms)`);
+/**
+ * Retry-After of a 503 `server_busy`: the budget of body bytes is held by bodies still arriving, which
+ * are parsed within milliseconds on a normal connection, or cut off after CLIENT_TIMEOUT_MS.
+ */
+export const SERVER_BUSY_RETRY_AFTER_S = 1;
+/**
+ * A request body that does not fit what is left of MAX_BODY_BYTES_IN_FLIGHT (server/body.ts): refused
+ * unread (a declared length) or as soon as it would pass the budget (chunked), and its connection closed.
+ * 503, not 413 (the body is within BODY_LIMIT_BYTES) nor 429 (this client may have sent nothing else):
+ * the server as a whole is briefly out of room, which is what 503 with Retry-After says.
+ */
+export const serverBusy = (bytes: number, available: number, capacity: number, chunked: boolean) =>
+  new ApiError(
+    503,
+    'server_busy',
+    `the server is busy receiving other request bodies: ${chunked ? `this chunked body has reached ${bytes} bytes` : `this body's Content-Length is ${bytes} bytes`}, ` +
+      `and only ${Math.max(0, available)} of MAX_BODY_BYTES_IN_FLIGHT (${capacity} bytes) are free; retry in ${SERVER_BUSY_RETRY_AFTER_S} s`,
+    { 'retry-after': String(SERVER_BUSY_RETRY_AFTER_S), connection: 'close' },
+  );
 export const unauthorized = () => new ApiError(401, 'unauthorized', 'missing or invalid API key (send Authorization: Bearer <key>)');
 
 /** What the layers below say, as statuses: recognised by class (the contract's fault for the engine's). */

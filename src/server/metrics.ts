@@ -88,6 +88,17 @@ export class Metrics {
     labelNames: ['reason'],
     registers: [this.registry],
   });
+  readonly bodyBytesInFlight = new client.Gauge({
+    name: 'esm2_body_bytes_in_flight',
+    help: 'Request body bytes held against MAX_BODY_BYTES_IN_FLIGHT: a declared Content-Length in full from the start of its read, a chunked body as it arrives; given back when the body is parsed, refused, or its client leaves or times out',
+    registers: [this.registry],
+  });
+  readonly bodiesRefused = new client.Counter({
+    name: 'esm2_bodies_refused_total',
+    help: 'Request bodies refused with 503 server_busy because they did not fit what was left of MAX_BODY_BYTES_IN_FLIGHT (reason declared: its Content-Length, refused unread; chunked: as it arrived)',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
 
   constructor() {
     client.collectDefaultMetrics({ register: this.registry });

@@ -47,6 +47,8 @@ export interface Settings {
   maxJsonResponseBytes: number;
   /** A batch's estimated replica memory bound (contact maps grow with length²). */
   maxBatchMemoryBytes: number;
+  /** Request body bytes held at once, all requests together; a body that does not fit what is left gets 503 server_busy. At least bodyLimitBytes. */
+  maxBodyBytesInFlight: number;
   /** When set, every route but health, readiness, metrics and the web page's files needs `Authorization: Bearer <key>`. */
   apiKey?: string;
   /** A replica batch running longer than this is killed and retried elsewhere. */
@@ -120,6 +122,12 @@ export const SETTINGS_DOCS: readonly SettingDoc[] = [
   { variable: 'MAX_RESULT_BYTES_IN_FLIGHT', default: '1073741824', description: 'Bytes of results the server holds for all requests at once, until each reply is sent or abandoned (RESPONSE_WRITE_TIMEOUT_MS bounds a client that does not read); a request that does not fit now gets 429 with Retry-After. Keeps the server process of a t33 pod well inside 8 GiB' },
   { variable: 'MAX_JSON_RESPONSE_BYTES', default: '268435456', description: 'Largest JSON response, estimated at 20 bytes a number before any work (JSON goes out streamed); beyond: 413 pointing to `Accept: application/octet-stream` (safetensors, 4 bytes a number)' },
   { variable: 'MAX_BATCH_MEMORY_BYTES', default: '2147483648', description: 'Estimated replica memory of one engine batch (activations, attention scores, outputs; the contacts graph keeps every layer\'s attention maps, layers × heads × length² floats a sequence). Sequences join a batch only within it; one sequence over it runs alone' },
+  {
+    variable: 'MAX_BODY_BYTES_IN_FLIGHT',
+    default: '268435456',
+    description:
+      'Request body bytes the server holds at once, all requests together (256 MiB: 25 bodies of the largest size; parsing one transiently takes a few times its size, so this stays well inside the 4 GiB the Kubernetes pod requests). A body whose Content-Length does not fit what is left is refused unread, a chunked one as soon as it would pass it: 503 `server_busy` with Retry-After: 1, connection closed (`esm2_bodies_refused_total`; held now: `esm2_body_bytes_in_flight`). Bytes are given back when the body is parsed, refused, or its client leaves or times out (CLIENT_TIMEOUT_MS). At least BODY_LIMIT_BYTES',
+  },
   { variable: 'API_KEY', default: 'unset', description: 'When set, every route but health, readiness, metrics and the web page\'s own files (`/ui`, which asks for the key) needs `Authorization: Bearer <API_KEY>` (compared in constant time; 401 otherwise)' },
   { variable: 'RATE_LIMIT_PER_MINUTE', default: '0', description: 'Requests per minute allowed per API key (per client address for requests without one), bursts up to that many; beyond: 429 with Retry-After. Health, readiness, metrics and the web page\'s files are not counted. 0: no limit' },
   { variable: 'REPLICA_RUN_TIMEOUT_MS', default: '600000', description: 'A replica whose batch runs longer than this is killed and restarted, and the batch is retried on another replica (at most twice)' },
@@ -167,6 +175,16 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
       `at least MAX_SEQUENCE_LENGTH + 2 = ${maxSequenceLength + 2} (MAX_SEQUENCE_LENGTH is ${maxSequenceLength}), so that the longest sequence fits one batch`,
     );
   }
+  const bodyLimitBytes = int('BODY_LIMIT_BYTES', 1024);
+  const maxBodyBytesInFlight = int('MAX_BODY_BYTES_IN_FLIGHT', 1024);
+  // A body of the largest allowed size must be able to fit the budget, else it could never be read.
+  if (maxBodyBytesInFlight < bodyLimitBytes) {
+    throw new SettingsError(
+      'MAX_BODY_BYTES_IN_FLIGHT',
+      String(maxBodyBytesInFlight),
+      `at least BODY_LIMIT_BYTES = ${bodyLimitBytes}, so that a body of the largest allowed size fits the budget`,
+    );
+  }
   const host = read('HOST').trim();
   if (!host) throw new SettingsError('HOST', read('HOST'), 'an address to listen on, e.g. 0.0.0.0');
   return {
@@ -187,12 +205,13 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     distributionStrategy: readChoice('DISTRIBUTION_STRATEGY', read('DISTRIBUTION_STRATEGY'), DISTRIBUTION_STRATEGIES),
     maxQueuedTokens: int('MAX_QUEUED_TOKENS', 1),
     requestTimeoutMs: int('REQUEST_TIMEOUT_MS', 1),
-    bodyLimitBytes: int('BODY_LIMIT_BYTES', 1024),
     maxRequestTokens: int('MAX_REQUEST_TOKENS', 1),
     maxRequestResultBytes: int('MAX_REQUEST_RESULT_BYTES', 1),
     maxResultBytesInFlight: int('MAX_RESULT_BYTES_IN_FLIGHT', 1),
     maxJsonResponseBytes: int('MAX_JSON_RESPONSE_BYTES', 1),
     maxBatchMemoryBytes: int('MAX_BATCH_MEMORY_BYTES', 1),
+    bodyLimitBytes,
+    maxBodyBytesInFlight,
     ...optional(env.API_KEY, 'apiKey'),
     replicaRunTimeoutMs: int('REPLICA_RUN_TIMEOUT_MS', 1),
     clientTimeoutMs: int('CLIENT_TIMEOUT_MS', 100),
@@ -280,6 +299,7 @@ export function settingsInForce(settings: Settings): Record<string, string | num
     MAX_RESULT_BYTES_IN_FLIGHT: settings.maxResultBytesInFlight,
     MAX_JSON_RESPONSE_BYTES: settings.maxJsonResponseBytes,
     MAX_BATCH_MEMORY_BYTES: settings.maxBatchMemoryBytes,
+    MAX_BODY_BYTES_IN_FLIGHT: settings.maxBodyBytesInFlight,
     API_KEY: settings.apiKey === undefined ? 'unset' : 'set',
     RATE_LIMIT_PER_MINUTE: settings.rateLimitPerMinute,
     REPLICA_RUN_TIMEOUT_MS: settings.replicaRunTimeoutMs,

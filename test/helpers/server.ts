@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/server/app.js';
 import type { EngineTestHooks, ServingRuntime } from '../../src/server/runtime.js';
+import type { BodyBudget } from '../../src/server/body.js';
 import { loadSettings } from '../../src/server/settings.js';
 import { fixtureModelDir } from './paths.js';
 
@@ -12,6 +13,8 @@ export interface TestServer {
   app: FastifyInstance;
   runtime: ServingRuntime;
   routes: { method: string; url: string }[];
+  /** Request body bytes held against MAX_BODY_BYTES_IN_FLIGHT. */
+  bodies: BodyBudget;
   url: string;
   close(): Promise<void>;
 }
@@ -21,7 +24,7 @@ export async function startTestServer(env: Record<string, string> = {}, opts: { 
   const cache = await mkdtemp(join(tmpdir(), 'esm2-server-'));
   process.env.ESM2_COMPILE_CACHE = cache;
   const settings = loadSettings({ MODEL_NAME: fixtureModelDir, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'silent', DEVICES: 'cpu', ...env });
-  const { app, runtime, routes } = await buildApp(settings, { version: 'test', logger: false, ...(opts.engine ? { engine: opts.engine } : {}) });
+  const { app, runtime, routes, bodies } = await buildApp(settings, { version: 'test', logger: false, ...(opts.engine ? { engine: opts.engine } : {}) });
   await app.listen({ host: settings.host, port: 0 });
   await runtime.start();
   const address = app.server.address();
@@ -30,6 +33,7 @@ export async function startTestServer(env: Record<string, string> = {}, opts: { 
     app,
     runtime,
     routes,
+    bodies,
     url: `http://127.0.0.1:${port}`,
     async close() {
       await app.close();
