@@ -11,8 +11,8 @@ import { Readable } from 'node:stream';
 export const JSON_CHUNK_CHARS = 64 * 1024;
 /** Numbers stringified at once: 2,048 × at most 24 characters (`-1.1754942106924411e-38`) ≤ 48 KiB. */
 const NUMBERS_PER_PIECE = 2048;
-/** Chunks produced in one go before yielding to the event loop with setImmediate (≈ 1 MiB of JSON). */
-const CHUNKS_PER_TURN = 16;
+/** Longest the stream produces chunks in one go before yielding to the event loop with setImmediate. */
+const TURN_MS = 2;
 
 /**
  * A tensor leaf of a JSON value: written as the nested arrays of `Array.from(data)` numbers, one
@@ -58,7 +58,7 @@ export function jsonStream(value: unknown): Readable {
   if (top === SKIP) throw new TypeError('jsonStream: the value has no JSON (undefined, a function or a symbol)');
   const pieces = serialize(top, new Set());
   let pending = '';
-  let chunksThisTurn = 0;
+  let turnStart = performance.now();
   let yielding = false;
 
   /** Gathers pieces into one chunk; undefined when the value is written out. */
@@ -93,15 +93,15 @@ export function jsonStream(value: unknown): Readable {
         if (chunk === undefined) this.push(null);
         else this.push(Buffer.from(chunk, 'utf8'));
       };
-      if (++chunksThisTurn < CHUNKS_PER_TURN) {
+      if (performance.now() - turnStart < TURN_MS) {
         produce();
         return;
       }
-      // Let timers and I/O (other requests) run before the next megabyte.
-      chunksThisTurn = 0;
+      // Let timers and I/O (other requests) run before the next chunk.
       yielding = true;
       setImmediate(() => {
         yielding = false;
+        turnStart = performance.now();
         if (!this.destroyed) produce();
       });
     },
