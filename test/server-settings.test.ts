@@ -33,6 +33,7 @@ test('defaults are those of the FastAPI service, plus the new settings', () => {
     maxConnections: 4096,
     maxConnectionsPerAddress: 256,
     keepAliveTimeoutMs: 5000,
+    responseWriteTimeoutMs: 30000,
     shutdownTimeoutMs: 130000,
     allowDemoModel: true,
     allowCpuFallback: true,
@@ -65,6 +66,7 @@ test('values are read, case-insensitively where they are words', () => {
     MAX_CONNECTIONS: '100',
     MAX_CONNECTIONS_PER_ADDRESS: '0',
     KEEP_ALIVE_TIMEOUT_MS: '65000',
+    RESPONSE_WRITE_TIMEOUT_MS: '1500',
     SHUTDOWN_TIMEOUT_MS: '10000',
   });
   assert.equal(settings.modelName, './models/esm2_t6');
@@ -84,6 +86,8 @@ test('values are read, case-insensitively where they are words', () => {
   assert.equal(settings.maxConnections, 100);
   assert.equal(settings.maxConnectionsPerAddress, 0);
   assert.equal(settings.keepAliveTimeoutMs, 65000);
+  assert.equal(settings.responseWriteTimeoutMs, 1500);
+  assert.equal(loadSettings({}).responseWriteTimeoutMs, 30000);
   for (const [value, expected] of [['1', true], ['YES', true], ['True', true], ['0', false], ['FALSE', false]] as const) {
     assert.equal(loadSettings({ BATCH_QUEUE_ENABLED: value }).batchQueueEnabled, expected, value);
   }
@@ -120,6 +124,7 @@ const BAD_VALUES: Record<string, string[]> = {
   MAX_CONNECTIONS: ['0', '-1', '4k', ''],
   MAX_CONNECTIONS_PER_ADDRESS: ['-1', 'many'],
   KEEP_ALIVE_TIMEOUT_MS: ['0', '5s'],
+  RESPONSE_WRITE_TIMEOUT_MS: ['0', '-1', '30s', ''],
   ALLOW_DEMO_MODEL: ['maybe', ''],
   ALLOW_CPU_FALLBACK: ['2', 'off'],
 };

@@ -89,7 +89,8 @@ export async function writeSafetensorsStreaming(
   return { path: file, bytes: header.bytes.length + header.dataBytes };
 }
 
-function encodeChunk(t: TensorSpec, chunk: TensorData): Uint8Array {
+/** A chunk of a tensor's data as the bytes stored for its dtype (a view, not a copy, when no conversion is needed). */
+export function encodeChunk(t: TensorSpec, chunk: TensorData): Uint8Array {
   if (chunk instanceof Float32Array) {
     if (t.dtype === 'F32') return new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     const bits = t.dtype === 'F16' ? float32ToFloat16(chunk) : float32ToBfloat16(chunk);

@@ -10,6 +10,7 @@ import { checkHeaderLength, numel, parseHeader, type TensorEntry } from './safet
 
 export * from './safetensors-format.js';
 export * from './safetensors-writer.js';
+export * from './safetensors-stream.js';
 
 export const SINGLE_FILE = 'model.safetensors';
 export const INDEX_FILE = 'model.safetensors.index.json';

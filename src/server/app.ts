@@ -12,6 +12,7 @@ import { ServingRuntime, type EngineTestHooks } from './runtime.js';
 import { Metrics } from './metrics.js';
 import { installConnectionLimits } from './connections.js';
 import { BodyBudget } from './body.js';
+import { installWriteTimeout } from './write-timeout.js';
 import { serviceRoutes } from './routes/service.js';
 import { predictRoutes } from './routes/predict.js';
 import { embedRoutes } from './routes/embed.js';
@@ -71,6 +72,8 @@ export async function buildApp(settings: Settings, opts: { version: string; logg
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
+  // A client that stops reading an answer has its connection destroyed after RESPONSE_WRITE_TIMEOUT_MS without progress.
+  installWriteTimeout(app, settings, metrics);
   installAccessControl(app, settings, OPEN_ROUTES);
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';

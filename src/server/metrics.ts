@@ -99,6 +99,12 @@ export class Metrics {
     labelNames: ['reason'],
     registers: [this.registry],
   });
+  readonly responseWriteTimeouts = new client.Counter({
+    name: 'esm2_response_write_timeouts_total',
+    help: 'Connections destroyed because a response made no write progress to its client for RESPONSE_WRITE_TIMEOUT_MS (the client stopped reading)',
+    labelNames: ['route'],
+    registers: [this.registry],
+  });
 
   constructor() {
     client.collectDefaultMetrics({ register: this.registry });

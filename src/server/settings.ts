@@ -61,6 +61,8 @@ export interface Settings {
   maxConnectionsPerAddress: number;
   /** An idle keep-alive connection is closed after this. */
   keepAliveTimeoutMs: number;
+  /** A response whose body makes no write progress (its unsent data stays unsent) for this long has its connection destroyed. */
+  responseWriteTimeoutMs: number;
   /** Requests per minute per API key (or per client address without one); 0: no limit. */
   rateLimitPerMinute: number;
   /** Longest a SIGTERM drain may take before what still waits is answered 503 and the process exits (code 1). */
@@ -135,6 +137,7 @@ export const SETTINGS_DOCS: readonly SettingDoc[] = [
   { variable: 'MAX_CONNECTIONS', default: '4096', description: 'Most client connections open at once, idle keep-alive ones included; a connection past it is closed as soon as it is accepted, unanswered (`esm2_connections_refused_total{reason="total"}`). Well under the usual file-descriptor limit (1,024 soft on many hosts — raise `ulimit -n` above this —, 65,536 or more in containers), so that replicas, model files and the cache keep theirs' },
   { variable: 'MAX_CONNECTIONS_PER_ADDRESS', default: '256', description: 'Most client connections open at once from one client address; past it, closed as soon as accepted, unanswered (`reason="per_address"`), so that one client cannot hold them all. Behind a proxy or ingress every connection comes from its few addresses: raise it above the proxy\'s connections to one pod, or 0: no per-address cap' },
   { variable: 'KEEP_ALIVE_TIMEOUT_MS', default: '5000', description: 'An idle keep-alive connection is closed after this (Node\'s default; Node waits 1 s more than it advertises). Behind a load balancer that reuses idle connections, set it above the balancer\'s idle timeout (ingress-nginx and AWS ALB: 60 s; the Kubernetes ConfigMap sets 65000), or it may send a request on a connection as the server closes it' },
+  { variable: 'RESPONSE_WRITE_TIMEOUT_MS', default: '30000', description: 'A response whose client stops reading — its unsent data makes no progress to the client for this long — has its connection destroyed, and what it held freed (`esm2_response_write_timeouts_total`). Only the writing of an answer counts: not inference time, not a quiet event stream with nothing unsent; a slow client that keeps reading is not cut (any byte it takes counts as progress, a large single write included). A cut comes between one and two of this after the client stopped reading' },
   { variable: 'ALLOW_DEMO_MODEL', default: 'true', description: 'Whether MODEL_NAME unset may fall back to the built-in demo checkpoint (random weights) when the default model cannot be had. false: start-up fails with the reason instead (the container images and Kubernetes overlays set false). While the demo serves, `/health` says so in `status` (`demo`, 200) and in `message` (random weights)' },
   { variable: 'ALLOW_CPU_FALLBACK', default: 'true', description: 'Whether a GPU replica (`cuda`, `tensorrt`, `webgpu`) whose device is unusable, or `DEVICES=auto` finding NVIDIA GPUs without the CUDA execution provider, may run on CPU instead (in the CPU\'s precision: fp32 with PRECISION=auto; `/health` degraded with the reason, `esm2_replica_fallbacks_total{requested,device}`, a warning line). false: start-up fails with one line naming the device and the reason (the CUDA image sets false)' },
   { variable: 'SHUTDOWN_TIMEOUT_MS', default: '130000', description: 'SIGTERM/SIGINT drain: accepted work may finish for this long (REQUEST_TIMEOUT_MS + 10 s by default); then what still waits is answered 503 and the process exits with code 1. A second signal exits at once (130 for SIGINT, 143 for SIGTERM); the same signal again within 500 ms (the copy npm forwards of a signal to its process group) is not a second one' },
@@ -219,6 +222,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     maxConnections: int('MAX_CONNECTIONS', 1),
     maxConnectionsPerAddress: int('MAX_CONNECTIONS_PER_ADDRESS', 0),
     keepAliveTimeoutMs: int('KEEP_ALIVE_TIMEOUT_MS', 1),
+    responseWriteTimeoutMs: int('RESPONSE_WRITE_TIMEOUT_MS', 1),
     shutdownTimeoutMs: int('SHUTDOWN_TIMEOUT_MS', 1),
     allowDemoModel: readBoolean('ALLOW_DEMO_MODEL', read('ALLOW_DEMO_MODEL')),
     allowCpuFallback: readBoolean('ALLOW_CPU_FALLBACK', read('ALLOW_CPU_FALLBACK')),
@@ -307,6 +311,7 @@ export function settingsInForce(settings: Settings): Record<string, string | num
     MAX_CONNECTIONS: settings.maxConnections,
     MAX_CONNECTIONS_PER_ADDRESS: settings.maxConnectionsPerAddress,
     KEEP_ALIVE_TIMEOUT_MS: settings.keepAliveTimeoutMs,
+    RESPONSE_WRITE_TIMEOUT_MS: settings.responseWriteTimeoutMs,
     ALLOW_DEMO_MODEL: settings.allowDemoModel,
     ALLOW_CPU_FALLBACK: settings.allowCpuFallback,
     SHUTDOWN_TIMEOUT_MS: settings.shutdownTimeoutMs,
