@@ -10,7 +10,8 @@ import {
   type BatchOutput,
   type SequenceResult,
 } from './batch.js';
-import type { ChildMessage, InitMessage, ParentMessage, ReplyMessage, RunMessage } from './protocol.js';
+import { Worker } from 'node:worker_threads';
+import { BLOCK_ON_RUN_MS, type ChildMessage, type InitMessage, type ParentMessage, type ReplyMessage, type RunMessage } from './protocol.js';
 import { removeQuietly, removeQuietlySync, resultBytes, writeResultFile } from './transfer.js';
 
 interface Sessions {
@@ -81,6 +82,7 @@ function injectFault(): void {
   faultPending = false;
   if (sessions?.init.faultInjection === 'crash-on-run') process.abort();
   if (sessions?.init.faultInjection === 'hang-on-run') for (;;);
+  if (sessions?.init.faultInjection === 'block-on-run') Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, BLOCK_ON_RUN_MS);
 }
 
 async function reply(message: RunMessage, results: SequenceResult[], init: InitMessage): Promise<ReplyMessage> {
@@ -112,6 +114,10 @@ async function run(message: RunMessage): Promise<void> {
     void send({ type: 'run-error', id: message.id, message: errorText(err) });
   }
 }
+
+// Answers the parent's heartbeat while a batch blocks this thread (replica-heartbeat.ts); unref'd:
+// it never keeps the process alive.
+new Worker(new URL('./replica-heartbeat.js', import.meta.url)).unref();
 
 process.on('message', (message: ParentMessage) => {
   switch (message.type) {
