@@ -129,6 +129,7 @@ export class ServingRuntime {
         allowCpuFallback: settings.allowCpuFallback,
         padTokenId: prepared.checkpoint.tokenizer.padId,
         runTimeoutMs: settings.replicaRunTimeoutMs,
+        hangTimeoutMs: settings.replicaHangTimeoutMs,
         log: (level, message) => log[level](message),
         ...this.engineHooks,
       });
@@ -149,7 +150,10 @@ export class ServingRuntime {
       m.replicaRestarts.inc(labels(index));
       countFallback(info);
     });
-    pool.on('replica-down', (index: number) => m.replicaUp.set(labels(index), 0));
+    pool.on('replica-down', (index: number, reason) => {
+      m.replicaUp.set(labels(index), 0);
+      if (reason === 'hung') m.replicaHangs.inc(labels(index));
+    });
     const scheduler = new Scheduler(pool, schedulerOptions(settings));
     scheduler.on('batch', (report: BatchReport) => this.recordBatch(report, pool));
     pool.on('replica-up', () => scheduler.wake()); // a restarted replica takes waiting work at once
