@@ -34,10 +34,20 @@ function send(message: ChildMessage): Promise<void> {
 
 const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
-function createSession(path: string, device: DeviceSpec, init: InitMessage): Promise<ort.InferenceSession> {
+/**
+ * memoryArena false: ORT's CPU arena is off, so what a batch allocates goes back when it ends. The
+ * arena keeps its peak for the life of the session, and grows past it: one contacts batch of
+ * 4 × 1022 residues on t6 took the process to 4.0 GB, a second to 7.1 GB, kept; without the arena
+ * both peak at ~3.1 GB and the process is back at ~0.15 GB after each (docs/reliability.md). The
+ * contacts session has it off (its T² attention maps are the big allocation; a contacts request is
+ * already slow, its allocations a small share of it); the default session keeps it (< 0.7 GB at
+ * 4 × 1024 tokens, and its many small batches are where allocation speed counts).
+ */
+function createSession(path: string, device: DeviceSpec, init: InitMessage, memoryArena = true): Promise<ort.InferenceSession> {
   return ort.InferenceSession.create(path, {
     executionProviders: executionProvidersFor(device),
     ...(init.intraOpNumThreads ? { intraOpNumThreads: init.intraOpNumThreads } : {}),
+    ...(memoryArena ? {} : { enableCpuMemArena: false }),
   });
 }
 
@@ -64,7 +74,7 @@ function sessionFor(run: RunMessage, s: Sessions): Promise<ort.InferenceSession>
   if (!run.want.contacts) return Promise.resolve(s.default);
   if (!s.init.models.contacts) throw new Error('contacts requested but this replica has no contacts model');
   if (!s.contacts) {
-    s.contacts = createSession(s.init.models.contacts, s.device, s.init);
+    s.contacts = createSession(s.init.models.contacts, s.device, s.init, false);
     // A failed creation is not kept, so a later request retries it.
     s.contacts.catch(() => (s.contacts = undefined));
   }
