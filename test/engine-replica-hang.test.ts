@@ -13,6 +13,8 @@ import { ReplicaError } from '../src/engine/errors.js';
 import { BLOCK_ON_RUN_MS } from '../src/engine/protocol.js';
 import { Replica, type CrashEvent, type ReplicaOptions } from '../src/engine/replica.js';
 import { loadCheckpoint, type Esm2Checkpoint } from '../src/model/checkpoint.js';
+import type { PoolReplicaInfo } from '../src/engine/pool.js';
+import { healthVerdict } from '../src/server/health.js';
 import { fixtureModelDir } from './helpers/golden.js';
 
 const HANG_TIMEOUT_MS = 500;
@@ -121,4 +123,12 @@ test(`a run that blocks the child's main thread for ${BLOCK_ON_RUN_MS} ms (hang 
   assert.equal(crash, undefined, crash?.message);
   const info = replica.info();
   assert.deepEqual([info.hangs, info.restarts, info.batchesRun, info.lastFault], [0, 0, 1, undefined]);
+});
+
+test('/health names the last fault of a replica restarting after a hang', () => {
+  const lastFault = { reason: 'hung' as const, message: 'replica 0 (cpu) (pid 1) did not answer its heartbeat for 612 ms (hang timeout 500 ms) and was killed', at: new Date().toISOString() };
+  const replica = (index: number, over: Partial<PoolReplicaInfo>): PoolReplicaInfo => ({ index, device: 'cpu', actual: 'cpu', state: 'ready', busy: false, batchesRun: 0, restarts: 0, hangs: 0, ...over });
+  const verdict = healthVerdict({ state: 'ready', message: 'ok', replicas: [replica(0, { state: 'restarting', hangs: 1, lastFault }), replica(1, {})] });
+  assert.equal(verdict.status, 'degraded');
+  assert.match(verdict.message, /1 of 2 replicas down \(0: restarting\); replica 0 hung: .*did not answer its heartbeat/);
 });
