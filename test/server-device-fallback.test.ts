@@ -93,7 +93,7 @@ test('esm2 serve: the fallback is a warning line; with ALLOW_CPU_FALLBACK=false 
 });
 
 test('health statuses: demo outranks degraded (and says both), a fallback alone is degraded, draining is unhealthy', () => {
-  const replica = (over: Partial<PoolReplicaInfo>): PoolReplicaInfo => ({ index: 0, device: 'cpu', actual: 'cpu', precision: 'fp32', state: 'ready', busy: false, batchesRun: 0, restarts: 0, ...over });
+  const replica = (over: Partial<PoolReplicaInfo>): PoolReplicaInfo => ({ index: 0, device: 'cpu', actual: 'cpu', precision: 'fp32', state: 'ready', busy: false, batchesRun: 0, restarts: 0, hangs: 0, ...over });
   const fellBack = replica({ index: 1, device: 'cuda:0', fallbackReason: 'cuda:0 unavailable: no driver' });
   const base = { state: 'ready' as const, message: 'model loaded and every replica is up' };
   assert.deepEqual(healthVerdict({ ...base, replicas: [replica({})] }), { status: 'healthy', code: 200, message: base.message });

@@ -30,13 +30,15 @@ export function resultBytes(dims: ModelDims, tokens: number, want: Want): number
  * Peak working memory of a batch of `sequences` rows padded to `tokens` on a replica, estimated:
  * the residual stream and the widest activations of one layer (ORT frees a layer's intermediates
  * before the next), one layer's attention scores, and the outputs fetched. The contacts graph
- * keeps every layer's attention maps (layers × heads × T² per sequence) for the contact head: at
- * 1,022 residues that is 0.5 GB per sequence on the 6-layer model, 2.8 GB on the 33-layer one.
+ * keeps every layer's attention maps (layers × heads × T² per sequence) for the contact head, and
+ * peaks at about 1.5 × their size (measured): 0.75 GB per sequence of 1,022 residues on the 6-layer
+ * model, 4.2 GB on the 33-layer one.
  */
 export function replicaBatchBytes(dims: ModelDims, tokens: number, sequences: number, want: Want): number {
   const perToken = 4 * dims.hiddenSize + dims.intermediateSize;
   const scores = dims.numHeads * tokens * tokens;
-  const maps = want.contacts ? dims.numLayers * dims.numHeads * tokens * tokens : 0;
+  // Measured on the 6-layer model (fp32, no arena): peak ≈ 1.5 × the maps' floats, i.e. 6 bytes an element.
+  const maps = want.contacts ? 1.5 * dims.numLayers * dims.numHeads * tokens * tokens : 0;
   const working = (tokens * perToken + scores + maps) * FLOAT;
   return sequences * (working + resultBytes(dims, tokens, want));
 }

@@ -6,7 +6,7 @@ import type { Executor, SequenceResult, Want } from '../contract/index.js';
 import { ReplicaError } from './errors.js';
 import type { Precision } from '../compile/index.js';
 import type { FaultInjection, ModelPaths } from './protocol.js';
-import { Replica, type ModelSource, type ReplicaState, type RestartPolicy } from './replica.js';
+import { Replica, type ModelSource, type ReplicaFault, type ReplicaState, type RestartPolicy } from './replica.js';
 
 export type PoolLogLevel = 'info' | 'warn' | 'error';
 
@@ -23,6 +23,8 @@ export interface PoolOptions {
   allowCpuFallback?: boolean;
   padTokenId: number;
   runTimeoutMs?: number;
+  /** A replica whose heartbeat goes unanswered this long is killed and restarted (see ReplicaOptions.hangTimeoutMs). */
+  hangTimeoutMs?: number;
   /** How each replica restarts after a crash or hang (Replica's defaults: 5 tries in a row, 250 ms doubling to 10 s). */
   restart?: Partial<RestartPolicy>;
   log?: (level: PoolLogLevel, message: string) => void;
@@ -48,14 +50,18 @@ export interface PoolReplicaInfo {
   error?: string;
   batchesRun: number;
   restarts: number;
+  /** Processes killed because their heartbeat went unanswered (stopped, frozen). */
+  hangs: number;
+  /** The latest crash, run timeout, hang or failed restart (kept once it serves again); absent if none. */
+  lastFault?: ReplicaFault;
 }
 
-export type ReplicaDownReason = 'crashed' | 'timeout' | 'init-failed' | 'failed';
+export type ReplicaDownReason = 'crashed' | 'timeout' | 'hung' | 'init-failed' | 'failed';
 
 interface PoolEvents {
   /** The replica serves again after a restart. */
   'replica-up': [index: number, info: PoolReplicaInfo];
-  /** The replica stopped serving: crashed or hung (a restart follows) or gave up ('failed'). */
+  /** The replica stopped serving: crashed, ran past its run timeout or hung (a restart follows), or gave up ('failed'). */
   'replica-down': [index: number, reason: ReplicaDownReason, message: string];
 }
 
@@ -90,6 +96,7 @@ export class ReplicaPool extends EventEmitter<PoolEvents> implements Executor {
           allowCpuFallback: opts.allowCpuFallback,
           padTokenId: opts.padTokenId,
           runTimeoutMs: opts.runTimeoutMs,
+          hangTimeoutMs: opts.hangTimeoutMs,
           restart: opts.restart,
           name: `${index} (${r.device})`,
           faultInjection: opts.faultInjection?.[index],
@@ -164,7 +171,7 @@ export class ReplicaPool extends EventEmitter<PoolEvents> implements Executor {
 
   replicaInfo(): PoolReplicaInfo[] {
     return this.slots.map(({ index, device, replica, error }) => {
-      if (!replica) return { index, device, actual: device, state: 'failed', busy: false, error, batchesRun: 0, restarts: 0 };
+      if (!replica) return { index, device, actual: device, state: 'failed', busy: false, error, batchesRun: 0, restarts: 0, hangs: 0 };
       const info = replica.info();
       return {
         index, device, actual: info.actual, state: info.state, busy: info.busy,
@@ -172,7 +179,8 @@ export class ReplicaPool extends EventEmitter<PoolEvents> implements Executor {
         ...(info.pid === undefined ? {} : { pid: info.pid }),
         ...(info.fallbackReason ? { fallbackReason: info.fallbackReason } : {}),
         ...(error ? { error } : {}),
-        batchesRun: info.batchesRun, restarts: info.restarts,
+        batchesRun: info.batchesRun, restarts: info.restarts, hangs: info.hangs,
+        ...(info.lastFault ? { lastFault: info.lastFault } : {}),
       };
     });
   }

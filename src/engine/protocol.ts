@@ -7,8 +7,21 @@ import type { Slot } from './transfer.js';
 /** How every replica process is forked: structured-clone IPC, so typed arrays stay binary. */
 export const REPLICA_FORK_OPTIONS = { serialization: 'advanced' } as const;
 
-/** Test-only faults the child injects on its first run, to prove that a replica is isolated. */
-export type FaultInjection = 'crash-on-run' | 'hang-on-run';
+/**
+ * The child's file descriptor of the heartbeat pipe (stdio index 4 of the fork): the parent writes
+ * a byte every interval, a worker thread of the child (replica-heartbeat.ts) echoes it. Not the IPC
+ * channel: the child's main thread is blocked while ORT runs a batch.
+ */
+export const HEARTBEAT_FD = 4;
+
+/**
+ * Test-only faults the child injects on its first run, to prove that a replica is isolated.
+ * 'block-on-run': the main thread is blocked for BLOCK_ON_RUN_MS (as by a long session.run), then
+ * the batch runs normally — a long but live run, which the heartbeat must not call hung.
+ */
+export type FaultInjection = 'crash-on-run' | 'hang-on-run' | 'block-on-run';
+
+export const BLOCK_ON_RUN_MS = 3000;
 
 export interface ModelPaths {
   /** ONNX graph of variant 'default' (logits and hidden states). */

@@ -2,9 +2,11 @@
 // supervises a sequence of these (one per restart).
 import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { ReplicaError } from './errors.js';
 import {
+  HEARTBEAT_FD,
   REPLICA_FORK_OPTIONS,
   type ChildMessage,
   type InitMessage,
@@ -30,10 +32,11 @@ export class ReplicaChild extends EventEmitter<ReplicaChildEvents> {
   private readonly process: ChildProcess;
   private outputTail = '';
   private ended = false;
+  private heartbeat?: NodeJS.Timeout;
 
   constructor() {
     super();
-    this.process = fork(CHILD_SCRIPT, [], { ...REPLICA_FORK_OPTIONS, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    this.process = fork(CHILD_SCRIPT, [], { ...REPLICA_FORK_OPTIONS, stdio: ['ignore', 'pipe', 'pipe', 'ipc', 'pipe'] });
     this.process.stdout?.on('data', (chunk: Buffer) => this.onOutput(chunk));
     this.process.stderr?.on('data', (chunk: Buffer) => this.onOutput(chunk));
   }
@@ -90,12 +93,42 @@ export class ReplicaChild extends EventEmitter<ReplicaChildEvents> {
     this.process.send(message);
   }
 
+  /**
+   * Pings the child's heartbeat worker (replica-heartbeat.ts) a few times per `timeoutMs`; calls
+   * `onHung` once, and stops, when no answer came for longer than that. A stall of this (parent)
+   * process is not counted against the child: after a late tick the child gets a fresh window.
+   */
+  watchHeartbeat(timeoutMs: number, onHung: (silentMs: number) => void): void {
+    const pipe = this.process.stdio[HEARTBEAT_FD] as Duplex | null | undefined;
+    if (!pipe || this.ended) return;
+    const intervalMs = Math.max(10, Math.min(1000, Math.floor(timeoutMs / 5)));
+    let lastAnswer = performance.now();
+    let lastTick = lastAnswer;
+    pipe.on('data', () => (lastAnswer = performance.now()));
+    pipe.on('error', () => undefined); // EPIPE once the child is gone; 'close' reports its end
+    this.heartbeat = setInterval(() => {
+      const now = performance.now();
+      if (now - lastTick > 2 * intervalMs) lastAnswer = now; // we were stalled, not (necessarily) the child
+      lastTick = now;
+      const silentMs = Math.round(now - lastAnswer);
+      if (silentMs > timeoutMs) {
+        this.stopHeartbeat();
+        onHung(silentMs);
+        return;
+      }
+      pipe.write('.');
+    }, intervalMs);
+    this.heartbeat.unref();
+  }
+
   kill(): void {
+    this.stopHeartbeat();
     this.process.kill('SIGKILL');
   }
 
   /** Asks the process to release its sessions and exit; kills it if it has not within the grace period. */
   stop(): Promise<void> {
+    this.stopHeartbeat();
     return new Promise((resolve) => {
       if (this.process.exitCode !== null || this.process.signalCode !== null) return resolve();
       const kill = setTimeout(() => this.kill(), CLOSE_GRACE_MS);
@@ -117,8 +150,13 @@ export class ReplicaChild extends EventEmitter<ReplicaChildEvents> {
   private end(how: string): void {
     if (this.ended) return;
     this.ended = true;
-    this.kill(); // after a channel error the process may still be alive
+    this.kill(); // after a channel error the process may still be alive (stops the heartbeat too)
     this.emit('gone', how);
+  }
+
+  private stopHeartbeat(): void {
+    clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
   }
 
   private onOutput(chunk: Buffer): void {

@@ -10,7 +10,8 @@ import {
   type BatchOutput,
   type SequenceResult,
 } from './batch.js';
-import type { ChildMessage, InitMessage, ParentMessage, ReplyMessage, RunMessage } from './protocol.js';
+import { Worker } from 'node:worker_threads';
+import { BLOCK_ON_RUN_MS, type ChildMessage, type InitMessage, type ParentMessage, type ReplyMessage, type RunMessage } from './protocol.js';
 import { removeQuietly, removeQuietlySync, resultBytes, writeResultFile } from './transfer.js';
 
 interface Sessions {
@@ -33,10 +34,20 @@ function send(message: ChildMessage): Promise<void> {
 
 const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
-function createSession(path: string, device: DeviceSpec, init: InitMessage): Promise<ort.InferenceSession> {
+/**
+ * memoryArena false: ORT's CPU arena is off, so what a batch allocates goes back when it ends. The
+ * arena keeps its peak for the life of the session, and grows past it: one contacts batch of
+ * 4 × 1022 residues on t6 took the process to 4.0 GB, a second to 7.1 GB, kept; without the arena
+ * both peak at ~3.1 GB and the process is back at ~0.15 GB after each (docs/reliability.md). The
+ * contacts session has it off (its T² attention maps are the big allocation; a contacts request is
+ * already slow, its allocations a small share of it); the default session keeps it (< 0.7 GB at
+ * 4 × 1024 tokens, and its many small batches are where allocation speed counts).
+ */
+function createSession(path: string, device: DeviceSpec, init: InitMessage, memoryArena = true): Promise<ort.InferenceSession> {
   return ort.InferenceSession.create(path, {
     executionProviders: executionProvidersFor(device),
     ...(init.intraOpNumThreads ? { intraOpNumThreads: init.intraOpNumThreads } : {}),
+    ...(memoryArena ? {} : { enableCpuMemArena: false }),
   });
 }
 
@@ -63,7 +74,7 @@ function sessionFor(run: RunMessage, s: Sessions): Promise<ort.InferenceSession>
   if (!run.want.contacts) return Promise.resolve(s.default);
   if (!s.init.models.contacts) throw new Error('contacts requested but this replica has no contacts model');
   if (!s.contacts) {
-    s.contacts = createSession(s.init.models.contacts, s.device, s.init);
+    s.contacts = createSession(s.init.models.contacts, s.device, s.init, false);
     // A failed creation is not kept, so a later request retries it.
     s.contacts.catch(() => (s.contacts = undefined));
   }
@@ -81,6 +92,7 @@ function injectFault(): void {
   faultPending = false;
   if (sessions?.init.faultInjection === 'crash-on-run') process.abort();
   if (sessions?.init.faultInjection === 'hang-on-run') for (;;);
+  if (sessions?.init.faultInjection === 'block-on-run') Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, BLOCK_ON_RUN_MS);
 }
 
 async function reply(message: RunMessage, results: SequenceResult[], init: InitMessage): Promise<ReplyMessage> {
@@ -112,6 +124,10 @@ async function run(message: RunMessage): Promise<void> {
     void send({ type: 'run-error', id: message.id, message: errorText(err) });
   }
 }
+
+// Answers the parent's heartbeat while a batch blocks this thread (replica-heartbeat.ts); unref'd:
+// it never keeps the process alive.
+new Worker(new URL('./replica-heartbeat.js', import.meta.url)).unref();
 
 process.on('message', (message: ParentMessage) => {
   switch (message.type) {

@@ -36,6 +36,12 @@ export interface ReplicaOptions {
   /** Threads of ORT's intra-op pool, e.g. cores / replicas when several share the CPU. */
   intraOpNumThreads?: number;
   runTimeoutMs?: number;
+  /**
+   * A ready process whose heartbeat (answered by a worker thread, so a long batch does not stop
+   * it) stays unanswered this long is hung: killed and restarted as after a run timeout, its batch
+   * rejected with ReplicaError 'timeout'. Default DEFAULT_HANG_TIMEOUT_MS.
+   */
+  hangTimeoutMs?: number;
   initTimeoutMs?: number;
   /** Results of at least this many bytes come back through a file in transferDir, not IPC (Infinity: never). */
   fileTransferMinBytes?: number;
@@ -43,7 +49,7 @@ export interface ReplicaOptions {
   transferDir?: string;
   restart?: Partial<RestartPolicy>;
   name?: string;
-  /** Test-only: the first child process aborts or hangs on its first run. */
+  /** Test-only: the first child process aborts, hangs or blocks on its first run. */
   faultInjection?: FaultInjection;
 }
 
@@ -69,12 +75,24 @@ export interface ReplicaInfo {
   queued: number;
   batchesRun: number;
   restarts: number;
+  /** Processes killed because their heartbeat went unanswered (see ReplicaOptions.hangTimeoutMs). */
+  hangs: number;
+  /** The latest crash, run timeout, hang or failed restart; kept after the replica serves again. */
+  lastFault?: ReplicaFault;
   numLayers: number;
   /** Results big enough for a file that came inline instead (the file could not be written, or read: transfer.ts). */
   inlineFallbacks: number;
 }
 
+export const DEFAULT_HANG_TIMEOUT_MS = 10_000;
+
 export interface CrashEvent {
-  reason: 'crashed' | 'timeout' | 'init-failed';
+  /** 'hung': the heartbeat went unanswered (the batch in flight, if any, is rejected with 'timeout'). */
+  reason: 'crashed' | 'timeout' | 'hung' | 'init-failed';
   message: string;
+}
+
+export interface ReplicaFault extends CrashEvent {
+  /** When it happened (ISO 8601). */
+  at: string;
 }

@@ -1,7 +1,8 @@
 // The parent side of a replica: forks replica-process.js, feeds it one batch at a time (FIFO),
 // and survives its death. A crash, abort or hang (run past runTimeoutMs → SIGKILL) rejects the
 // batch in flight with a ReplicaError and restarts the process with backoff, a bounded number of
-// times in a row; the events let a server report health. Nothing here waits on inference. A GPU
+// times in a row; the events let a server report health. A stopped or frozen process (its
+// heartbeat unanswered for hangTimeoutMs, idle or busy) is killed and restarted the same way. Nothing here waits on inference. A GPU
 // the child cannot use is decided here: the cpu with the cpu's graphs (ModelSource), or refused.
 import { EventEmitter } from 'node:events';
 import { outputsToFetch, type SequenceResult } from './batch.js';
@@ -9,10 +10,11 @@ import { formatDevice, parseDevice } from './devices.js';
 import { oneLine, ReplicaError } from './errors.js';
 import type { ReadyMessage, ReplyMessage } from './protocol.js';
 import { ReplicaChild } from './replica-child.js';
-import type { CrashEvent, DeviceModels, ReplicaInfo, ReplicaOptions, ReplicaState, RestartPolicy, RunRequest } from './replica-types.js';
+import { DEFAULT_HANG_TIMEOUT_MS, type CrashEvent, type DeviceModels, type ReplicaFault, type ReplicaInfo, type ReplicaOptions, type ReplicaState, type RestartPolicy, type RunRequest } from './replica-types.js';
 import { DEFAULT_FILE_TRANSFER_MIN_BYTES, DEFAULT_TRANSFER_DIR, readResultFile, removeQuietly, TransferWatch, type Slot } from './transfer.js';
 
-export type { CrashEvent, DeviceModels, ModelSource, ReplicaInfo, ReplicaOptions, ReplicaState, RestartPolicy, RunRequest } from './replica-types.js';
+export { DEFAULT_HANG_TIMEOUT_MS } from './replica-types.js';
+export type { CrashEvent, DeviceModels, ModelSource, ReplicaFault, ReplicaInfo, ReplicaOptions, ReplicaState, RestartPolicy, RunRequest } from './replica-types.js';
 
 const ESM_PAD_TOKEN_ID = 1;
 
@@ -44,6 +46,7 @@ export class Replica extends EventEmitter<ReplicaEvents> {
   private readonly name: string;
   private readonly policy: RestartPolicy;
   private readonly runTimeoutMs: number;
+  private readonly hangTimeoutMs: number;
   private readonly initTimeoutMs: number;
   private state: ReplicaState = 'starting';
   private child?: ReplicaChild;
@@ -63,6 +66,8 @@ export class Replica extends EventEmitter<ReplicaEvents> {
   private nextRunId = 1;
   private batchesRun = 0;
   private restarts = 0;
+  private hangs = 0;
+  private lastFault?: ReplicaFault;
   private failuresInARow = 0;
   /** What the latest crash, hang or failed restart said (the reason given when it gives up). */
   private lastFailure = '';
@@ -75,6 +80,7 @@ export class Replica extends EventEmitter<ReplicaEvents> {
     this.name = opts.name ?? opts.device;
     this.policy = { maxAttempts: 5, baseDelayMs: 250, maxDelayMs: 10_000, ...opts.restart };
     this.runTimeoutMs = opts.runTimeoutMs ?? 600_000;
+    this.hangTimeoutMs = opts.hangTimeoutMs ?? DEFAULT_HANG_TIMEOUT_MS;
     this.initTimeoutMs = opts.initTimeoutMs ?? 300_000;
     this.transfer = new TransferWatch(opts.transferDir ?? DEFAULT_TRANSFER_DIR, this.name, (line) => this.emit('log', line));
   }
@@ -104,7 +110,8 @@ export class Replica extends EventEmitter<ReplicaEvents> {
     return {
       name: this.name, requested: this.opts.device, actual, fallbackReason, precision: this.loaded.precision, pid: this.child?.pid,
       state: this.state, busy: this.inFlight !== undefined, queued: this.queue.length,
-      batchesRun: this.batchesRun, restarts: this.restarts, numLayers, inlineFallbacks: this.transfer.fallbacks,
+      batchesRun: this.batchesRun, restarts: this.restarts, hangs: this.hangs, ...(this.lastFault ? { lastFault: this.lastFault } : {}),
+      numLayers, inlineFallbacks: this.transfer.fallbacks,
     };
   }
 
@@ -186,6 +193,7 @@ export class Replica extends EventEmitter<ReplicaEvents> {
     try {
       this.ready = await child.handshake(initFor(this.opts.device, graphs), this.initTimeoutMs, this.name, fallBack);
       this.loaded = graphs;
+      child.watchHeartbeat(this.hangTimeoutMs, (silentMs) => this.onHung(child, silentMs));
     } catch (err) {
       if (this.child === child) this.child = undefined;
       throw err;
@@ -261,20 +269,31 @@ export class Replica extends EventEmitter<ReplicaEvents> {
     this.lose('timeout', `replica ${this.name} (pid ${child?.pid}) ran past ${this.runTimeoutMs} ms and was killed`);
   }
 
+  /** No heartbeat answer (SIGSTOP, a frozen cgroup, a machine swapping to death): kill it (SIGKILL ends a stopped process too, so a SIGCONT later finds nothing) and restart. */
+  private onHung(child: ReplicaChild, silentMs: number): void {
+    if (child !== this.child) return; // already replaced (crash, timeout, close)
+    this.detachChild();
+    child.kill();
+    this.hangs++;
+    this.lose('hung', `replica ${this.name} (pid ${child.pid}) did not answer its heartbeat for ${silentMs} ms (hang timeout ${this.hangTimeoutMs} ms) and was killed`);
+  }
+
   private detachChild(): ReplicaChild | undefined {
     const child = this.child;
     this.child = undefined;
     return child;
   }
 
-  private lose(reason: 'crashed' | 'timeout', message: string, lastOutput = ''): void {
+  /** 'hung' rejects the batch as 'timeout' (a retryable replica fault, like a run past runTimeoutMs). */
+  private lose(reason: 'crashed' | 'timeout' | 'hung', message: string, lastOutput = ''): void {
     clearTimeout(this.runTimer);
     const job = this.inFlight;
     this.inFlight = undefined;
     const detail = `${message}${job ? ` during a batch of ${job.tokens.length} sequences` : ''}${lastOutput}`;
     if (job?.resultFile) void removeQuietly(job.resultFile); // the child may have written it before dying
-    job?.reject(new ReplicaError(reason, detail));
+    job?.reject(new ReplicaError(reason === 'hung' ? 'timeout' : reason, detail));
     this.lastFailure = summary(detail);
+    this.lastFault = { reason, message: this.lastFailure, at: new Date().toISOString() };
     this.emit('crashed', { reason, message: detail });
     this.scheduleRestart();
   }
@@ -297,6 +316,7 @@ export class Replica extends EventEmitter<ReplicaEvents> {
         },
         (err: ReplicaError) => {
           this.lastFailure = summary(err.message);
+          this.lastFault = { reason: 'init-failed', message: this.lastFailure, at: new Date().toISOString() };
           this.emit('crashed', { reason: 'init-failed', message: err.message });
           this.scheduleRestart();
         },

@@ -3,8 +3,8 @@
 //   unhealthy (503): every replica has failed, or the service is draining or could not load the model.
 //   demo (200): the built-in demo checkpoint serves — random weights, meaningless outputs (a laptop's
 //     `npm start` with no model at hand); ALLOW_DEMO_MODEL=false refuses it at start-up instead.
-//   degraded (200): requests are answered, but some replica is down (restarting after a crash or
-//     hang, or failed for good), or runs on another device than asked for (a GPU fell back to cpu, or DEVICES=auto found
+//   degraded (200): requests are answered, but some replica is down (restarting after a crash, a
+//     run timeout or a hang — its last fault is named —, or failed for good), or runs on another device than asked for (a GPU fell back to cpu, or DEVICES=auto found
 //     NVIDIA GPUs it cannot use).
 //   healthy (200): every replica serves on the device it was given.
 // And GET /v1/health/live's (livenessVerdict): whether only a restart of the process can help.
@@ -41,6 +41,8 @@ export function healthVerdict({ state, message, replicas, demoReason, devicesFal
   const problems: string[] = devicesFallback ? [devicesFallback] : [];
   const down = replicas.filter((r) => r.state !== 'ready');
   if (down.length) problems.push(`${down.length} of ${replicas.length} replicas down (${down.map((r) => `${r.index}: ${r.state}`).join(', ')})`);
+  // Why each one restarting is down (a hang, a crash, a run timeout): the latest fault it had.
+  for (const r of down.filter((r) => r.state === 'restarting' && r.lastFault)) problems.push(`replica ${r.index} ${r.lastFault!.reason}: ${r.lastFault!.message}`);
   for (const r of replicas.filter((r) => r.fallbackReason)) {
     problems.push(`replica ${r.index} asked for ${r.device} runs on ${r.actual}${r.precision ? ` (${r.precision})` : ''}: ${r.fallbackReason}`);
   }

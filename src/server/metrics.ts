@@ -46,6 +46,12 @@ export class Metrics {
     labelNames: ['device', 'replica'],
     registers: [this.registry],
   });
+  readonly replicaHangs = new client.Counter({
+    name: 'esm2_replica_hangs_total',
+    help: 'Replica processes killed (and restarted) because their heartbeat went unanswered for REPLICA_HANG_TIMEOUT_MS: stopped, frozen or starved',
+    labelNames: ['device', 'replica'],
+    registers: [this.registry],
+  });
   readonly replicaFallbacks = new client.Counter({
     name: 'esm2_replica_fallbacks_total',
     help: 'Replica processes that started on another device than asked for (requested: the device asked for, an unusable GPU; device: the one used, cpu)',

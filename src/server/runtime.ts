@@ -137,6 +137,7 @@ export class ServingRuntime {
         allowCpuFallback: settings.allowCpuFallback,
         padTokenId: prepared.checkpoint.tokenizer.padId,
         runTimeoutMs: settings.replicaRunTimeoutMs,
+        hangTimeoutMs: settings.replicaHangTimeoutMs,
         log: (level, message) => log[level](message),
         ...this.engineHooks,
       });
@@ -157,7 +158,10 @@ export class ServingRuntime {
       m.replicaRestarts.inc(labels(index));
       countFallback(info);
     });
-    pool.on('replica-down', (index: number) => m.replicaUp.set(labels(index), 0));
+    pool.on('replica-down', (index: number, reason) => {
+      m.replicaUp.set(labels(index), 0);
+      if (reason === 'hung') m.replicaHangs.inc(labels(index));
+    });
     const dims = prepared.checkpoint.config;
     const scheduler = new Scheduler(pool, schedulerOptions(settings, dims));
     scheduler.on('batch', (report: BatchReport) => this.recordBatch(report, pool));

@@ -53,6 +53,8 @@ export interface Settings {
   apiKey?: string;
   /** A replica batch running longer than this is killed and retried elsewhere. */
   replicaRunTimeoutMs: number;
+  /** A replica whose heartbeat goes unanswered this long (stopped, frozen) is killed and restarted. */
+  replicaHangTimeoutMs: number;
   /** A client must have sent its whole request (headers and body) within this (408 and closed otherwise). */
   clientTimeoutMs: number;
   /** Open client connections in all; a socket past it is closed at once. */
@@ -133,6 +135,7 @@ export const SETTINGS_DOCS: readonly SettingDoc[] = [
   { variable: 'API_KEY', default: 'unset', description: 'When set, every route but health, readiness, metrics and the web page\'s own files (`/ui`, which asks for the key) needs `Authorization: Bearer <API_KEY>` (compared in constant time; 401 otherwise)' },
   { variable: 'RATE_LIMIT_PER_MINUTE', default: '0', description: 'Requests per minute allowed per API key (per client address for requests without one), bursts up to that many; beyond: 429 with Retry-After. Health, readiness, metrics and the web page\'s files are not counted. 0: no limit' },
   { variable: 'REPLICA_RUN_TIMEOUT_MS', default: '600000', description: 'A replica whose batch runs longer than this is killed and restarted, and the batch is retried on another replica (at most twice)' },
+  { variable: 'REPLICA_HANG_TIMEOUT_MS', default: '10000', description: 'A replica process whose heartbeat goes unanswered this long — stopped (SIGSTOP), frozen or starved, idle or busy; a worker thread answers it, so a long batch does not count — is killed and restarted like one past REPLICA_RUN_TIMEOUT_MS, and its batch is retried on another replica. `/health` shows it, `esm2_replica_hangs_total` counts it. At least 100' },
   { variable: 'CLIENT_TIMEOUT_MS', default: '30000', description: 'A client must send its whole request (headers and body) within this; a slower one gets 408 and its connection is closed. Inference time is not counted' },
   { variable: 'MAX_CONNECTIONS', default: '4096', description: 'Most client connections open at once, idle keep-alive ones included; a connection past it is closed as soon as it is accepted, unanswered (`esm2_connections_refused_total{reason="total"}`). Well under the usual file-descriptor limit (1,024 soft on many hosts — raise `ulimit -n` above this —, 65,536 or more in containers), so that replicas, model files and the cache keep theirs' },
   { variable: 'MAX_CONNECTIONS_PER_ADDRESS', default: '256', description: 'Most client connections open at once from one client address; past it, closed as soon as accepted, unanswered (`reason="per_address"`), so that one client cannot hold them all. Behind a proxy or ingress every connection comes from its few addresses: raise it above the proxy\'s connections to one pod, or 0: no per-address cap' },
@@ -217,6 +220,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     maxBodyBytesInFlight,
     ...optional(env.API_KEY, 'apiKey'),
     replicaRunTimeoutMs: int('REPLICA_RUN_TIMEOUT_MS', 1),
+    replicaHangTimeoutMs: int('REPLICA_HANG_TIMEOUT_MS', 100),
     clientTimeoutMs: int('CLIENT_TIMEOUT_MS', 100),
     rateLimitPerMinute: int('RATE_LIMIT_PER_MINUTE', 0),
     maxConnections: int('MAX_CONNECTIONS', 1),
@@ -307,6 +311,7 @@ export function settingsInForce(settings: Settings): Record<string, string | num
     API_KEY: settings.apiKey === undefined ? 'unset' : 'set',
     RATE_LIMIT_PER_MINUTE: settings.rateLimitPerMinute,
     REPLICA_RUN_TIMEOUT_MS: settings.replicaRunTimeoutMs,
+    REPLICA_HANG_TIMEOUT_MS: settings.replicaHangTimeoutMs,
     CLIENT_TIMEOUT_MS: settings.clientTimeoutMs,
     MAX_CONNECTIONS: settings.maxConnections,
     MAX_CONNECTIONS_PER_ADDRESS: settings.maxConnectionsPerAddress,
