@@ -54,13 +54,18 @@ async function pll(opts: PllOptions): Promise<void> {
     const started = performance.now();
     const results: PseudoLikelihood[] = new Array(records.length);
     let next = 0;
-    const worker = async () => {
-      while (next < records.length) {
-        const index = next++;
-        results[index] = await pseudoLikelihood(engine.infer, tokenizer, tokens[index]);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(PROTEINS_IN_FLIGHT, records.length) }, worker));
+    // The whole command is one request (its first failure ends all of its work); masked copies of
+    // proteins longer than the window are windows around their position, as on the server.
+    const { windowSize } = engine.inference;
+    await engine.request().run(async (request) => {
+      const worker = async () => {
+        while (next < records.length) {
+          const index = next++;
+          results[index] = await pseudoLikelihood(request.infer, tokenizer, tokens[index], undefined, windowSize);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(PROTEINS_IN_FLIGHT, records.length) }, worker));
+    });
 
     const csv = formatCsv({
       header: ['id', 'length', 'pseudo_log_likelihood', 'pseudo_perplexity'],

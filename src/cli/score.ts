@@ -71,7 +71,8 @@ async function score(opts: ScoreOptions): Promise<void> {
     const { tokens } = encodeSequence(tokenizer, opts.sequence, 'sequence', Infinity);
     const residues = residueLetters(tokenizer, tokens);
     const mutations = table.rows.map((row, r) => parseMutation(row[column], residues, where(r)));
-    const scores = await scoreParsedMutations({ infer: engine.infer, tokenizer }, tokens, mutations, opts.method);
+    const { windowSize } = engine.inference;
+    const scores = await engine.request().run((request) => scoreParsedMutations({ infer: request.infer, tokenizer, windowSize }, tokens, mutations, opts.method));
 
     let scoreColumn = table.header.indexOf(opts.method);
     if (scoreColumn < 0) {

@@ -70,14 +70,17 @@ export function toNested(data: Float32Array, shape: readonly number[]): number[]
   return Array.from({ length: shape[0] }, (_, i) => Array.from(data.subarray(i * width, (i + 1) * width)));
 }
 
-/** JSON form: { representations: { "<layer>": { mean, per_residue, bos } }, logits?, contacts? }. */
-export function embedJson(tensors: readonly EmbedTensor[]): Record<string, unknown> {
+/**
+ * JSON form: { representations: { "<layer>": { mean, per_residue, bos } }, logits?, contacts? }.
+ * `leaf` renders a tensor (nested number arrays by default; the server passes a streamed form).
+ */
+export function embedJson(tensors: readonly EmbedTensor[], leaf: (t: EmbedTensor) => unknown = (t) => toNested(t.data, t.shape)): Record<string, unknown> {
   const representations: Record<string, Record<string, unknown>> = {};
   const out: Record<string, unknown> = { representations };
   for (const t of tensors) {
     const [kind, layer] = t.name.split('/');
-    if (layer === undefined) out[kind] = toNested(t.data, t.shape);
-    else (representations[layer] ??= {})[kind] = toNested(t.data, t.shape);
+    if (layer === undefined) out[kind] = leaf(t);
+    else (representations[layer] ??= {})[kind] = leaf(t);
   }
   return out;
 }

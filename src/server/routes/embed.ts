@@ -1,7 +1,8 @@
 // POST /v1/embed: representations of any layers, logits and contacts, as JSON or — with
 // `Accept: application/octet-stream` — as one safetensors body (no giant JSON float arrays).
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { encodeSafetensors } from '../../model/safetensors.js';
+import { safetensorsStream } from '../../model/safetensors.js';
+import { JsonTensor, jsonStream } from '../streamed-body.js';
 import { encodeSequence } from '../../tasks/sequences.js';
 import { InputError } from '../../tasks/errors.js';
 import { embedJson, embedSafetensorsEntries, embedTensors, embedWant, resolveReprLayers, type EmbedSpec } from '../../tasks/embed.js';
@@ -46,19 +47,22 @@ export const embedRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime }>
       const cost = embedCost(config, model.windowSize, encoded.map((e) => e.length), want, safetensors ? 'safetensors' : 'json');
       const outcomes = await admit(runtime, model, request, reply, cost).run((inference) => inference.sequences(encoded.map((e) => ({ encoded: e })), want));
       const tensors = outcomes.map((o, i) => embedTensors(o.result, spec, encoded[i].length, config.hiddenSize, config.vocabSize));
+      // Both forms go out streamed as the client reads (RESPONSE_WRITE_TIMEOUT_MS bounds one that does not).
       if (safetensors) {
-        const entries = tensors.flatMap((t, i) => embedSafetensorsEntries(i, t));
-        return reply.type(SAFETENSORS).send(encodeSafetensors(entries, { model: runtime.modelName }));
+        const body = safetensorsStream(tensors.flatMap((t, i) => embedSafetensorsEntries(i, t)), { model: runtime.modelName });
+        return reply.type(SAFETENSORS).header('content-length', body.byteLength).send(body);
       }
-      return {
-        model: runtime.modelName,
-        results: tensors.map((t, i) => ({
-          index: i,
-          length: encoded[i].length,
-          ...(encoded[i].truncated ? { truncated: true, original_length: encoded[i].originalLength } : {}),
-          ...embedJson(t),
-        })),
-      };
+      return reply.type('application/json; charset=utf-8').send(
+        jsonStream({
+          model: runtime.modelName,
+          results: tensors.map((t, i) => ({
+            index: i,
+            length: encoded[i].length,
+            ...(encoded[i].truncated ? { truncated: true, original_length: encoded[i].originalLength } : {}),
+            ...embedJson(t, (tensor) => new JsonTensor(tensor.data, tensor.shape)),
+          })),
+        }),
+      );
     },
   );
 };
