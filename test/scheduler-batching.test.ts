@@ -220,3 +220,20 @@ test('an idle service dispatches a lone sequence at once; company waits only whi
   fake.releaseAll();
   await Promise.all([first, second, third]);
 });
+
+test("a batch's replica memory bound: contacts sequences join a batch only while its estimated bytes fit; one over it runs alone", { timeout: 5000 }, async () => {
+  const fake = new FakeExecutor(1);
+  // Contacts: 1,000 bytes a token² a sequence; the bound takes two sequences of 20 tokens (800 kB), not three.
+  const batchMemory = { limitBytes: 900_000, bytesOf: (lane: 'default' | 'contacts', tokens: number, sequences: number) => (lane === 'contacts' ? sequences * tokens * tokens * 1000 : 0) };
+  const scheduler = new Scheduler(fake, { ...defaults, maxWaitMs: 0, batchMemory });
+  const { blocker } = await occupy(fake, scheduler);
+  const contacts = scheduler.submit(Array.from({ length: 5 }, (_, k) => item(k, 20, { contacts: true })));
+  const big = scheduler.submit([item(10, 40, { contacts: true })]); // 1.6 MB alone: over the bound, still runs
+  const plain = scheduler.submit(Array.from({ length: 5 }, (_, k) => item(20 + k, 20, { logits: true })));
+  fake.hold = false;
+  fake.batches[0].finish();
+  await Promise.all([blocker, contacts, big, plain]);
+  const sizes = fake.batches.slice(1).map((b) => `${b.want.contacts ? 'c' : 'l'}${b.ids.length}`);
+  assert.deepEqual(sizes.filter((s) => s.startsWith('c')).sort(), ['c1', 'c1', 'c2', 'c2']);
+  assert.ok(sizes.includes('l5'), `the default lane is not bounded by it: ${sizes}`);
+});

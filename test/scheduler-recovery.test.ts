@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ReplicaError } from '../src/engine/errors.js';
+import { ExecutorFault } from '../src/contract/index.js';
 import { UnavailableError } from '../src/scheduler/errors.js';
 import { Scheduler, type SchedulerOptions } from '../src/scheduler/scheduler.js';
 import type { WorkItem } from '../src/scheduler/types.js';
@@ -145,4 +146,25 @@ test('when no replica will serve again, work waiting (even for a restart) is end
   await assert.rejects(scheduler.submit([item(4)]), unavailable, 'new work is refused at once');
   assert.equal(scheduler.stats().queuedSequences, 0, 'and nothing of it queued');
   assert.equal(fake.batches.length, 1, 'nothing ran after the crash');
+});
+
+test("the contract's fault kind decides, not an error's name: a replica fault from any executor is retried; a look-alike is not", async () => {
+  const fake = new FakeExecutor(2);
+  fake.hold = true;
+  const scheduler = new Scheduler(fake, options);
+  const pending = scheduler.submit([item(1, 0)]);
+  await fake.batchesStarted(1);
+  fake.hold = false;
+  fake.batches[0].fail(new ExecutorFault('replica', 'the executor lost its device'));
+  assert.equal((await pending).length, 1);
+  assert.equal(scheduler.retriedItems, 1);
+
+  fake.hold = true;
+  const lookAlike = Object.assign(new Error('replica 0 died'), { name: 'ReplicaError', reason: 'crashed' });
+  const failing = scheduler.submit([item(2, 0)]);
+  await fake.batchesStarted(3);
+  fake.hold = false;
+  fake.batches[2].fail(lookAlike);
+  await assert.rejects(failing, (err) => err === lookAlike);
+  assert.equal(scheduler.retriedItems, 1, 'not retried');
 });
