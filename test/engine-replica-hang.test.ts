@@ -2,6 +2,7 @@
 // after hangTimeoutMs — its batch rejected with the retryable 'timeout' — and restarted; a run
 // that blocks the child's main thread for a long while (as session.run does) is not called hung.
 import assert from 'node:assert/strict';
+import { processGone } from './helpers/hold.js';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -53,18 +54,6 @@ async function startReplica(options: Partial<ReplicaOptions> = {}): Promise<Repl
   return replica;
 }
 
-/** Whether `pid` is gone (a killed child is reaped a moment after SIGKILL); the 20 s bound only turns a hang into a failure. */
-async function processGone(pid: number): Promise<boolean> {
-  for (let i = 0; i < 400; i++) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return true;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return false;
-}
 
 /** The stopped process is gone for good: a SIGCONT finds nothing, and the replica's process is another one. */
 async function assertNoZombie(replica: Replica, stoppedPid: number): Promise<void> {

@@ -1,6 +1,7 @@
 // Replicas on the real tiny checkpoint through real ONNX Runtime in real child processes:
 // batching, golden numerics of the sliced outputs, crash/hang isolation and restart, CPU fallback.
 import assert from 'node:assert/strict';
+import { processGone } from './helpers/hold.js';
 import { once } from 'node:events';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -69,18 +70,6 @@ function assertClose(actual: Float32Array | undefined, expected: Float32Array, w
 }
 
 const ALL: Want = { logits: true, hidden: [1, 2], mean: [0, 2], bos: [2], contacts: true };
-/** Whether `pid` is gone (a killed child is reaped a moment after SIGKILL); the 20 s bound only turns a hang into a failure. */
-async function processGone(pid: number): Promise<boolean> {
-  for (let i = 0; i < 400; i++) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return true;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return false;
-}
 
 test('a batch gives each sequence what it gives alone, and matches fair-esm', async () => {
   const replica = await startReplica();

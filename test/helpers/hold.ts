@@ -87,3 +87,16 @@ export function pauseProcess(t: TestContext, pid: number): () => void {
   t.after(resume);
   return resume;
 }
+
+/** Whether `pid` is gone (a killed child is reaped a moment after SIGKILL); the 20 s bound only turns a hang into a failure. */
+export async function processGone(pid: number): Promise<boolean> {
+  for (let i = 0; i < 400; i++) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return true;
+    }
+    await pause(50);
+  }
+  return false;
+}
