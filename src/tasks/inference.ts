@@ -181,8 +181,8 @@ export class InferenceRequest {
       const room = Math.max(1, Math.min(partTokens, maxInFlightTokens - this.inFlightTokens));
       const part: PendingRow[] = [];
       let tokens = 0;
-      // Rows of one want per part, in order; at least one row.
-      while (this.pending.length > 0 && this.pending[0].want === (part[0]?.want ?? this.pending[0].want) && (part.length === 0 || tokens + this.pending[0].tokens.length <= room)) {
+      // Rows in order, at least one.
+      while (this.pending.length > 0 && (part.length === 0 || tokens + this.pending[0].tokens.length <= room)) {
         const row = this.pending.shift()!;
         part.push(row);
         tokens += row.tokens.length;
