@@ -237,3 +237,45 @@ test("a batch's replica memory bound: contacts sequences join a batch only while
   assert.deepEqual(sizes.filter((s) => s.startsWith('c')).sort(), ['c1', 'c1', 'c2', 'c2']);
   assert.ok(sizes.includes('l5'), `the default lane is not bounded by it: ${sizes}`);
 });
+
+test('fair queuing: the oldest work of a request with nothing running anchors the next batch, before older parts of a running one', { timeout: 5000 }, async () => {
+  const fake = new FakeExecutor(1);
+  const scheduler = new Scheduler(fake, { ...defaults, maxBatchTokens: 100, maxWaitMs: 0 });
+  fake.hold = true;
+  const large = {}; // one request, submitted in parts (tasks/inference.ts passes itself as the flow)
+  const parts = [0, 1, 2].map((p) => scheduler.submit([item(10 + p, 90)], { flow: large }));
+  await fake.batchesStarted(1); // part 0 runs: the large request has work running
+  const small = scheduler.submit([item(99, 5)]);
+  fake.batches[0].finish();
+  await fake.batchesStarted(2);
+  assert.deepEqual(fake.batches[1].ids, [99], 'the small request goes before the large one\'s older parts');
+  fake.hold = false;
+  fake.batches[1].finish();
+  await Promise.all([...parts, small]);
+  assert.deepEqual(fake.batches.slice(2).map((b) => b.ids), [[11], [12]]);
+});
+
+test('maxBatchMs: once the rate is measured, a batch holds what a replica runs in that long, at least one row', { timeout: 5000 }, async (t) => {
+  const clock = simulatedClock(t);
+  const fake = new FakeExecutor(1);
+  fake.hold = true;
+  const scheduler = new Scheduler(fake, { ...defaults, maxBatchTokens: 4096, maxWaitMs: 0, maxBatchMs: 1000 });
+  assert.equal(scheduler.batchTokens(), 4096, 'no rate yet: the token budget');
+  const first = scheduler.submit([item(1, 500)]);
+  await fake.batchesStarted(1);
+  await clock.advance(1000); // 500 tokens in 1 s
+  fake.batches[0].finish();
+  await first;
+  assert.equal(scheduler.batchTokens(), 500);
+  const next = scheduler.submit(Array.from({ length: 4 }, (_, k) => item(10 + k, 200)));
+  await fake.batchesStarted(2);
+  assert.deepEqual(fake.batches[1].ids, [10, 11], '2 × 200 padded tokens fit 500, 3 do not');
+  const long = scheduler.submit([item(20, 900)]); // over the budget alone: runs alone
+  for (let k = 1; k <= 3; k++) {
+    await clock.advance(400);
+    fake.batches[k].finish();
+    if (k < 3) await fake.batchesStarted(k + 2);
+  }
+  await Promise.all([next, long]);
+  assert.ok(fake.batches.some((b) => b.ids.length === 1 && b.ids[0] === 20), 'the long row ran alone');
+});

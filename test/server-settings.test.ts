@@ -31,6 +31,7 @@ test('defaults are those of the FastAPI service, plus the new settings', () => {
     maxResultBytesInFlight: 1073741824,
     maxJsonResponseBytes: 268435456,
     maxBatchMemoryBytes: 2147483648,
+    maxBatchMs: 1000,
     maxBodyBytesInFlight: 268435456,
     replicaRunTimeoutMs: 600000,
     replicaHangTimeoutMs: 10000,

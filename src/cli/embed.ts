@@ -110,7 +110,7 @@ async function embed(opts: EmbedOptions): Promise<void> {
       vocabSize: checkpoint.config.vocabSize,
       include: opts.include,
       reprLayers: resolveReprLayers(opts.reprLayers, checkpoint.config.numLayers),
-      lookaheadTokens: engine.inference.maxInFlightTokens,
+      lookaheadTokens: engine.inference.inFlightBatches * opts.toksPerBatch,
       output: opts.output,
       run: async (tokens, want) => (await request.infer([tokens], want))[0],
       // What made the file: a reader can tell a GPU's fp16 output from a cpu fallback's fp32.

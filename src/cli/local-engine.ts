@@ -98,9 +98,8 @@ export async function startLocalEngine(opts: LocalEngineOptions): Promise<LocalE
     scheduler,
     dims: prepared.checkpoint.config,
     windowSize: opts.windowSize ?? DEFAULT_WINDOW,
-    // Two batches ahead keep the replica busy; results are held only for what is in flight.
-    maxInFlightTokens: 2 * toksPerBatch,
-    partTokens: toksPerBatch,
+    // One batch waiting keeps the replica busy; results are held only for what is in flight.
+    inFlightBatches: 2,
   };
   return {
     checkpoint: prepared.checkpoint,

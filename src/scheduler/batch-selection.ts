@@ -1,6 +1,7 @@
 // Which waiting items an idle replica runs next. The oldest item it may run anchors the batch
-// (no item starves behind a stream of better-fitting ones); company is the compatible items
-// closest to it in length, so padding stays small (length bucketing).
+// (no item starves behind a stream of better-fitting ones) — of the request served longest ago,
+// so a small request never waits behind a large one's queued parts (fair queuing, round robin over
+// requests); company is the compatible items closest to it in length, so padding stays small.
 import type { Lane } from './wants.js';
 import type { QueuedItem, WorkQueue } from './work-queue.js';
 
@@ -79,6 +80,8 @@ export interface PlanContext {
   waitAllowed: boolean;
   /** Whether this replica may run the item (pin, and not taken by another plan of this round). */
   runnable: (item: QueuedItem) => boolean;
+  /** Items of lower rank anchor before older ones of higher rank (fair queuing); absent: the oldest anchors. */
+  rank?: (item: QueuedItem) => number;
 }
 
 export interface BatchPlan {
@@ -92,7 +95,7 @@ export interface BatchPlan {
 
 /** The batch one idle replica would run now, or undefined when nothing waits that it may run. */
 export function planBatch(queue: WorkQueue, context: PlanContext): BatchPlan | undefined {
-  const anchor = queue.oldest(context.runnable);
+  const anchor = queue.oldest(context.runnable, context.rank);
   if (!anchor) return undefined;
   const candidates: QueuedItem[] = [];
   for (const item of queue.inLane(anchor.lane)) {

@@ -31,6 +31,12 @@ export interface SchedulerOptions {
   /** Backpressure: most tokens waiting (not running) before submit refuses work. */
   maxQueuedTokens: number;
   /**
+   * Longest a batch should run: once the replicas' rate has been measured, a batch holds at most
+   * the tokens a replica runs in this long (at least one sequence), so that a request arriving
+   * behind running work waits about this long at most. Absent: only the token budget.
+   */
+  maxBatchMs?: number;
+  /**
    * A batch's replica memory bound: sequences join a batch only while `bytesOf(lane, padded
    * length, sequences)` stays within `limitBytes` (a sequence over it alone still runs, alone).
    * Absent: only the token budget bounds a batch.
@@ -44,6 +50,12 @@ export interface SubmitOptions {
    * Error (e.g. the timeout of a whole request), else with CancelledError.
    */
   signal?: AbortSignal;
+  /**
+   * The request this work belongs to when it comes in several submits (tasks/inference.ts): an
+   * idle replica serves first the request served longest ago (round robin over requests), so a
+   * small request is not queued behind a large one's parts. Absent: this submit alone.
+   */
+  flow?: object;
   /**
    * More work of a request already admitted (its first part passed backpressure): queued whatever
    * the queue holds, so that a large request is never refused against itself. Its sender bounds
@@ -98,6 +110,9 @@ export class Scheduler extends EventEmitter {
   private runningBatches = 0;
   /** The items of every batch now running. */
   private readonly running = new Set<readonly QueuedItem[]>();
+  /** When each flow last had a batch dispatched (a dispatch count): fair queuing serves the flow served longest ago first. */
+  private readonly lastServed = new WeakMap<object, number>();
+  private dispatches = 0;
   /** Items put back in the queue after a replica fault (a metric). */
   retriedItems = 0;
   private nextSeq = 0;
@@ -139,9 +154,11 @@ export class Scheduler extends EventEmitter {
 
     const now = performance.now();
     const request = new PendingRequest(items.length);
+    const flow = options.flow ?? request;
     items.forEach((item, index) => {
       const queued: QueuedItem = {
         request,
+        flow,
         index,
         tokens: item.tokens,
         want: item.want,
@@ -211,6 +228,17 @@ export class Scheduler extends EventEmitter {
 
   private readyReplicas(): boolean[] {
     return Array.from({ length: this.executor.size }, (_, replica) => this.executor.isReady?.(replica) ?? this.executor.isUp(replica));
+  }
+
+  /**
+   * The padded-token budget of the next batch: MAX_BATCH_TOKENS, or less once the replicas' rate
+   * is known, so that a batch runs about maxBatchMs (never less than one row: a longer anchor runs alone).
+   */
+  batchTokens(): number {
+    const { maxBatchMs, maxBatchTokens } = this.options;
+    const perReplica = maxBatchMs === undefined ? undefined : this.meter.tokensPerSecond(1);
+    if (perReplica === undefined) return maxBatchTokens;
+    return Math.max(1, Math.min(maxBatchTokens, Math.floor((perReplica * maxBatchMs!) / 1000)));
   }
 
   /** The recent rate of the replicas up, in real tokens per second (undefined before any batch ran). */
@@ -301,7 +329,9 @@ export class Scheduler extends EventEmitter {
     for (let replica = 0; replica < up.length && this.queue.size > 0; replica++) {
       if (!up[replica] || this.busy[replica]) continue;
       const plan = planBatch(this.queue, {
-        limits: this.limits,
+        limits: { ...this.limits, maxBatchTokens: this.batchTokens() },
+        // Work put back after a failed batch first; then round robin over requests, oldest first within one.
+        rank: (item) => (item.putBack ? -1 : (this.lastServed.get(item.flow) ?? 0)),
         batching: this.options.batching,
         maxWaitMs: this.options.maxWaitMs,
         now,
@@ -335,6 +365,8 @@ export class Scheduler extends EventEmitter {
     this.busy[replica] = true;
     this.runningBatches += 1;
     this.running.add(plan.items);
+    this.dispatches += 1;
+    for (const item of plan.items) this.lastServed.set(item.flow, this.dispatches);
     void this.runBatch(replica, plan);
   }
 

@@ -8,6 +8,8 @@ import type { Lane } from './wants.js';
 /** One sequence of one request, from submit until its batch starts (or its request ends). */
 export interface QueuedItem {
   readonly request: PendingRequest;
+  /** The request it belongs to across submits (SubmitOptions.flow), for fair queuing. */
+  readonly flow: object;
   /** Position in its request's items, where its outcome goes. */
   readonly index: number;
   readonly tokens: Int32Array;
@@ -95,14 +97,22 @@ export class WorkQueue {
     return requests;
   }
 
-  /** The oldest waiting item that `accept` takes, over every lane. */
-  oldest(accept: (item: QueuedItem) => boolean): QueuedItem | undefined {
+  /**
+   * The waiting item that `accept` takes with the lowest `rank`, the oldest among equals, over every
+   * lane (no rank: the oldest). Ranks order the anchors of batches (fair queuing, scheduler.ts).
+   */
+  oldest(accept: (item: QueuedItem) => boolean, rank?: (item: QueuedItem) => number): QueuedItem | undefined {
     let best: QueuedItem | undefined;
+    let bestRank = Infinity;
     for (const lane of Object.values(this.lanes)) {
       for (const item of lane) {
         if (!accept(item)) continue;
-        if (!best || item.seq < best.seq) best = item;
-        break; // each lane is in arrival order: its first accepted item is its oldest
+        const r = rank ? rank(item) : 0;
+        if (!best || r < bestRank || (r === bestRank && item.seq < best.seq)) {
+          best = item;
+          bestRank = r;
+        }
+        if (!rank) break; // each lane is in arrival order: its first accepted item is its oldest
       }
     }
     return best;

@@ -27,6 +27,7 @@ export function schedulerOptions(settings: Settings, dims?: ModelDims): Schedule
     waitWhenIdle: settings.batchQueueWaitWhenIdle,
     batching: settings.batchQueueEnabled,
     maxQueuedTokens: settings.maxQueuedTokens,
+    maxBatchMs: settings.maxBatchMs,
   };
 }
 
@@ -176,9 +177,7 @@ export class ServingRuntime {
       scheduler,
       dims,
       windowSize: settings.maxSequenceLength,
-      // Two batches per replica keep every replica busy with one request's work; the rest waits its turn.
-      maxInFlightTokens: 2 * settings.maxBatchTokens * Math.max(1, pool.size),
-      partTokens: settings.maxBatchTokens,
+      inFlightBatches: Math.max(1, pool.size) + 1,
     };
     return {
       checkpoint: prepared.checkpoint,

@@ -47,6 +47,8 @@ export interface Settings {
   maxJsonResponseBytes: number;
   /** A batch's estimated replica memory bound (contact maps grow with length²). */
   maxBatchMemoryBytes: number;
+  /** Longest a batch should run once the replicas' rate is measured (fewer tokens per batch on slow replicas). */
+  maxBatchMs: number;
   /** Request body bytes held at once, all requests together; a body that does not fit what is left gets 503 server_busy. At least bodyLimitBytes. */
   maxBodyBytesInFlight: number;
   /** When set, every route but health, readiness, metrics and the web page's files needs `Authorization: Bearer <key>`. */
@@ -126,6 +128,7 @@ export const SETTINGS_DOCS: readonly SettingDoc[] = [
   { variable: 'MAX_RESULT_BYTES_IN_FLIGHT', default: '1073741824', description: 'Bytes of results the server holds for all requests at once, until each reply is sent or abandoned (RESPONSE_WRITE_TIMEOUT_MS bounds a client that does not read); a request that does not fit now gets 429 with Retry-After. Keeps the server process of a t33 pod well inside 8 GiB' },
   { variable: 'MAX_JSON_RESPONSE_BYTES', default: '268435456', description: 'Largest JSON response, estimated at 20 bytes a number before any work (JSON goes out streamed); beyond: 413 pointing to `Accept: application/octet-stream` (safetensors, 4 bytes a number)' },
   { variable: 'MAX_BATCH_MEMORY_BYTES', default: '2147483648', description: 'Estimated replica memory of one engine batch (activations, attention scores, outputs; the contacts graph keeps every layer\'s attention maps, layers × heads × length² floats a sequence). Sequences join a batch only within it; one sequence over it runs alone' },
+  { variable: 'MAX_BATCH_MS', default: '1000', description: 'Longest an engine batch should run: once the replicas\' rate has been measured, a batch holds at most the tokens a replica runs in this long (at least one sequence; never more than MAX_BATCH_TOKENS), so that a request arriving behind running work waits about this long. Binds on slow replicas (CPU, large models); on GPUs MAX_BATCH_TOKENS is reached first. Together with fair queuing (the oldest work of a request with nothing running goes first) it keeps a small request quick beside a large one' },
   {
     variable: 'MAX_BODY_BYTES_IN_FLIGHT',
     default: '268435456',
@@ -216,6 +219,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     maxResultBytesInFlight: int('MAX_RESULT_BYTES_IN_FLIGHT', 1),
     maxJsonResponseBytes: int('MAX_JSON_RESPONSE_BYTES', 1),
     maxBatchMemoryBytes: int('MAX_BATCH_MEMORY_BYTES', 1),
+    maxBatchMs: int('MAX_BATCH_MS', 1),
     bodyLimitBytes,
     maxBodyBytesInFlight,
     ...optional(env.API_KEY, 'apiKey'),
@@ -307,6 +311,7 @@ export function settingsInForce(settings: Settings): Record<string, string | num
     MAX_RESULT_BYTES_IN_FLIGHT: settings.maxResultBytesInFlight,
     MAX_JSON_RESPONSE_BYTES: settings.maxJsonResponseBytes,
     MAX_BATCH_MEMORY_BYTES: settings.maxBatchMemoryBytes,
+    MAX_BATCH_MS: settings.maxBatchMs,
     MAX_BODY_BYTES_IN_FLIGHT: settings.maxBodyBytesInFlight,
     API_KEY: settings.apiKey === undefined ? 'unset' : 'set',
     RATE_LIMIT_PER_MINUTE: settings.rateLimitPerMinute,

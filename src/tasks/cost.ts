@@ -108,12 +108,12 @@ export class ResultMemory {
 }
 
 /** The work needs longer than the request may take, at this server's measured rate (HTTP 413 too: it is too costly to answer in time). */
-export function checkDeadline(tokens: number, tokensPerSecond: number | undefined, timeoutMs: number): void {
+export function checkDeadline(tokens: number, tokensPerSecond: number | undefined, timeoutMs: number, what = 'this request'): void {
   if (tokensPerSecond === undefined || tokensPerSecond <= 0) return;
   const seconds = tokens / tokensPerSecond;
   if (seconds * 1000 <= timeoutMs) return;
   throw new CostLimitError(
-    `this request needs ${figure(tokens)} tokens of inference: about ${Math.ceil(seconds)} s at this server's measured ${figure(tokensPerSecond)} tokens/s, past its deadline of ${(timeoutMs / 1000).toFixed(0)} s (REQUEST_TIMEOUT_MS): send fewer or shorter sequences, or fewer positions, per request`,
+    `${what} needs ${figure(tokens)} tokens of inference: about ${Math.ceil(seconds)} s at this server's measured ${figure(tokensPerSecond)} tokens/s, past its deadline (REQUEST_TIMEOUT_MS = ${figure(timeoutMs > 0 ? timeoutMs : 0)} ms ${what === 'this request' ? 'for the whole request' : 'left'}): send fewer or shorter sequences, or fewer positions, per request`,
   );
 }
 

@@ -8,6 +8,7 @@ import { CancelledError, SchedulerTimeoutError, type Scheduler } from '../schedu
 import type { ItemOutcome } from '../scheduler/types.js';
 import type { EncodedSequence } from './sequences.js';
 import { assembleWindows, windowTokens, windowWant, windowsFor } from './windows.js';
+import { checkDeadline } from './cost.js';
 
 /** The one shape of inference the task code is written against: one result per cls … eos row, in order. */
 export type Infer = (tokens: Int32Array[], want: Want) => Promise<SequenceResult[]>;
@@ -25,13 +26,13 @@ export interface ModelInference {
   /** Longer sequences run as windows of this many residues (tasks/windows.ts). */
   windowSize: number;
   /**
-   * Tokens one request may have queued or running at once; its further rows are queued as its
-   * earlier ones finish. Every part after the first is queued whatever the queue holds, so a
-   * large request is never refused against itself; backpressure (429) applies to new requests.
+   * Batches' worth of tokens (the scheduler's current batch budget) one request may have queued or
+   * running at once — the replicas plus one, so every replica stays busy with one waiting — its
+   * further rows queued as earlier ones finish. Every part after the first is queued whatever the
+   * queue holds, so a large request is never refused against itself; backpressure (429) applies
+   * to new requests.
    */
-  maxInFlightTokens: number;
-  /** Tokens per scheduler submission (a part); about one batch. */
-  partTokens: number;
+  inFlightBatches: number;
 }
 
 export interface RequestOptions {
@@ -39,6 +40,12 @@ export interface RequestOptions {
   signal?: AbortSignal;
   /** The whole request's deadline, from now: past it, it fails with SchedulerTimeoutError. */
   timeoutMs?: number;
+  /**
+   * The tokens the request will run (its cost). With a deadline, once the replicas' rate is known
+   * (at the start, or after its first part on a fresh server), a request that cannot finish in
+   * time ends at once with CostLimitError (413) instead of running until the 504.
+   */
+  tokens?: number;
 }
 
 interface PendingRow {
@@ -57,13 +64,18 @@ export class InferenceRequest {
   private readonly pending: PendingRow[] = [];
   private readonly failures: ((error: unknown) => void)[] = [];
   private inFlightTokens = 0;
+  private inFlightRows = 0;
   private admitted = false;
   private timer: NodeJS.Timeout | undefined;
   private detach: (() => void) | undefined;
 
+  private readonly startedAt = performance.now();
+  private tokensDone = 0;
+  private deadlineChecked = false;
+
   constructor(
     readonly model: ModelInference,
-    options: RequestOptions = {},
+    private readonly options: RequestOptions = {},
   ) {
     this.signal = this.controller.signal;
     const { signal, timeoutMs } = options;
@@ -176,8 +188,12 @@ export class InferenceRequest {
 
   /** Sends parts while the in-flight allowance has room (a first part always goes, if admitted). */
   private pump(): void {
-    const { scheduler, maxInFlightTokens, partTokens } = this.model;
-    while (!this.ended && this.pending.length > 0 && (this.inFlightTokens === 0 || this.inFlightTokens < maxInFlightTokens)) {
+    const { scheduler, inFlightBatches } = this.model;
+    // Parts of about one batch (whose budget shrinks to MAX_BATCH_MS once the rate is known).
+    const partTokens = scheduler.batchTokens();
+    const maxInFlightTokens = inFlightBatches * partTokens;
+    // At least one row per batch in flight, however long rows are against the budget.
+    while (!this.ended && this.pending.length > 0 && (this.inFlightTokens < maxInFlightTokens || this.inFlightRows < inFlightBatches)) {
       const room = Math.max(1, Math.min(partTokens, maxInFlightTokens - this.inFlightTokens));
       const part: PendingRow[] = [];
       let tokens = 0;
@@ -188,21 +204,26 @@ export class InferenceRequest {
         tokens += row.tokens.length;
       }
       if (!this.admitted) {
+        if (!this.checkDeadline()) return;
         // Admission: the queue must have room for what this request puts in it at once.
         const refused = scheduler.refusal(Math.min(maxInFlightTokens, tokens + this.pendingTokens()));
         if (refused) return this.end(refused);
         this.admitted = true;
       }
       this.inFlightTokens += tokens;
+      this.inFlightRows += part.length;
       scheduler
         .submit(
           part.map((row) => ({ tokens: row.tokens, want: row.want, ...(row.replica === undefined ? {} : { replica: row.replica }) })),
-          { signal: this.signal, admitted: true },
+          { signal: this.signal, admitted: true, flow: this },
         )
         .then(
           (outcomes) => {
             this.inFlightTokens -= tokens;
+            this.inFlightRows -= part.length;
             if (this.ended) return;
+            this.tokensDone += tokens;
+            if (!this.checkDeadline()) return;
             outcomes.forEach((outcome, k) => {
               this.outcomes.push({ ...outcome, result: {} });
               part[k].done(outcome);
@@ -211,9 +232,26 @@ export class InferenceRequest {
           },
           (error: unknown) => {
             this.inFlightTokens -= tokens;
+            this.inFlightRows -= part.length;
             this.end(this.ended ? this.signal.reason : error);
           },
         );
+    }
+  }
+
+  /** False (and the request ended) when the rest of its tokens cannot run before its deadline at the measured rate; checked once. */
+  private checkDeadline(): boolean {
+    const { tokens, timeoutMs } = this.options;
+    if (this.deadlineChecked || tokens === undefined || timeoutMs === undefined) return true;
+    const rate = this.model.scheduler.tokensPerSecond();
+    if (rate === undefined) return true;
+    this.deadlineChecked = true;
+    try {
+      checkDeadline(tokens - this.tokensDone, rate, timeoutMs - (performance.now() - this.startedAt), this.tokensDone > 0 ? 'the rest of this request' : 'this request');
+      return true;
+    } catch (error) {
+      this.end(error);
+      return false;
     }
   }
 

@@ -3,7 +3,7 @@
 // client leaves, the deadline passes, any part fails or the reply is done, with its result memory
 // reserved until the reply has been sent or abandoned. A route reads: validate → infer → reply.
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { checkCost, checkDeadline, type RequestCost } from '../../tasks/cost.js';
+import { checkCost, type RequestCost } from '../../tasks/cost.js';
 import { startRequest, type InferenceRequest } from '../../tasks/inference.js';
 import { noReplica, notReady } from '../errors.js';
 import type { LoadedModel, ServingRuntime } from '../runtime.js';
@@ -45,10 +45,10 @@ export interface AdmittedInference {
 export function admit(runtime: ServingRuntime, model: LoadedModel, request: FastifyRequest, reply: FastifyReply, cost: RequestCost): AdmittedInference {
   const { settings } = runtime;
   checkCost(cost, settings);
-  checkDeadline(cost.tokens, model.scheduler.tokensPerSecond(), settings.requestTimeoutMs);
   const release = model.resultMemory.reserve(cost.resultBytes);
   reply.raw.once('close', release);
-  const inference = startRequest(model.inference, { signal: clientGone(request, reply), timeoutMs: settings.requestTimeoutMs });
+  // The deadline by the measured rate is checked by the request: now when the rate is known, after its first part otherwise.
+  const inference = startRequest(model.inference, { signal: clientGone(request, reply), timeoutMs: settings.requestTimeoutMs, tokens: cost.tokens });
   reply.raw.once('close', () => inference.end());
   return {
     request: inference,
