@@ -93,7 +93,6 @@ export async function startLocalEngine(opts: LocalEngineOptions): Promise<LocalE
     // One process, one user: nothing to protect from overload.
     maxQueuedTokens: Infinity,
   });
-  const toksPerBatch = opts.toksPerBatch ?? DEFAULT_TOKS_PER_BATCH;
   const inference: ModelInference = {
     scheduler,
     dims: prepared.checkpoint.config,
