@@ -1,14 +1,14 @@
 // Promise 3, connections: idle sockets cannot take every file descriptor. Past
 // MAX_CONNECTIONS_PER_ADDRESS open from one address, that address's further connections are closed
-// at once while other addresses are served; past MAX_CONNECTIONS in all, every further one is; both
-// recover as the open ones close. An idle keep-alive connection is closed after KEEP_ALIVE_TIMEOUT_MS
+// at once while other addresses are served; at MAX_CONNECTIONS in all, a new connection closes the one
+// idle longest, and is refused only when every open one is busy. An idle keep-alive connection is closed after KEEP_ALIVE_TIMEOUT_MS
 // (and not before). Other client addresses are 127.0.0.2 etc.: Linux routes all of 127/8 to lo.
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { startTestServer, type TestServer } from './helpers/server.js';
-import { until } from './helpers/hold.js';
+import { holdBatches, until } from './helpers/hold.js';
 import { metricSum, parseMetrics } from './helpers/load.js';
 
 /** Bound on waiting for the server to close a socket: only turns a hang into a failure. */
@@ -86,24 +86,35 @@ test('past MAX_CONNECTIONS_PER_ADDRESS, that address is refused and others are s
   }
 });
 
-test('past MAX_CONNECTIONS in all, every address is refused; it recovers when they close', async () => {
+test('at MAX_CONNECTIONS a new client is served by closing the connection idle longest; with every connection busy it is refused', async () => {
   const server = await startTestServer({ MAX_CONNECTIONS: '10', MAX_CONNECTIONS_PER_ADDRESS: '0' });
   const port = portOf(server);
   const sockets: Idle[] = [];
   try {
-    // From several addresses, so that no per-address rule could be what refuses them.
-    for (let i = 0; i < 15; i++) sockets.push(openIdle(port, `127.0.0.${1 + (i % 5)}`));
-    await until('5 of the 15 idle sockets closed by the server', () => sockets.filter((s) => s.closed).length === 5 || undefined, EVENTUALLY_MS);
-    await until('the other 10 connected', () => sockets.filter((s) => s.connected && !s.closed).length === 10 || undefined, EVENTUALLY_MS);
-    assert.equal(await metric(server, 'esm2_connections_open'), 10);
-    assert.equal(await metric(server, 'esm2_connections_refused_total', { reason: 'total' }), 5);
-    const refused = await call(port, '127.0.0.9', '/v1/health/live');
-    assert.equal(typeof refused, 'string', `refused connection gave ${String(refused)}`);
-    assert.equal(await metric(server, 'esm2_connections_refused_total', { reason: 'total' }), 6);
-
+    // From several addresses, so that no per-address rule could be what closes them; one at a time,
+    // so that "the oldest" is well defined.
+    for (let i = 0; i < 15; i++) {
+      sockets.push(openIdle(port, `127.0.0.${1 + (i % 5)}`));
+      await until(`idle socket ${i} accepted`, async () => (await metric(server, 'esm2_connections_open')) === Math.min(i + 1, 10) && (i < 10 || sockets.filter((s) => s.closed).length === i - 9) || undefined, EVENTUALLY_MS);
+    }
+    assert.deepEqual(sockets.map((s) => s.closed), [...Array(5).fill(true), ...Array(10).fill(false)], 'the 5 idle longest were closed, the newest kept');
+    assert.equal(await metric(server, 'esm2_connections_evicted_total'), 5);
+    assert.equal(await metric(server, 'esm2_connections_refused_total', { reason: 'total' }), 0);
+    // A new client is served; another idle one makes room for it.
+    assert.equal(await call(port, '127.0.0.9', '/predict', PROTEIN), 200);
+    assert.equal(await metric(server, 'esm2_connections_evicted_total'), 6);
     for (const s of sockets) s.socket.destroy();
     await until('the idle sockets are counted closed', async () => (await metric(server, 'esm2_connections_open')) === 0 || undefined, EVENTUALLY_MS);
-    assert.equal(await call(port, '127.0.0.9', '/predict', PROTEIN), 200);
+
+    // Ten connections each with a request in progress (held in the pool): none is idle, the eleventh is refused.
+    const hold = holdBatches(server);
+    const busy = Array.from({ length: 10 }, (_, i) => call(port, `127.0.0.${1 + (i % 5)}`, '/predict', PROTEIN));
+    await until('10 requests in progress', async () => (await metric(server, 'esm2_connections_open')) === 10 && server.runtime.model!.scheduler.stats().queuedSequences + hold.sequences >= 10 || undefined, EVENTUALLY_MS);
+    const refused = await call(port, '127.0.0.9', '/v1/health/live');
+    assert.equal(typeof refused, 'string', `refused connection gave ${String(refused)}`);
+    assert.equal(await metric(server, 'esm2_connections_refused_total', { reason: 'total' }), 1);
+    hold.release();
+    assert.deepEqual(await Promise.all(busy), Array(10).fill(200), 'the busy ones were not cut');
   } finally {
     for (const s of sockets) s.socket.destroy();
     await server.close();

@@ -88,9 +88,14 @@ export class Metrics {
     help: 'Client connections open (accepted, not refused), idle keep-alive ones included',
     registers: [this.registry],
   });
+  readonly connectionsEvicted = new client.Counter({
+    name: 'esm2_connections_evicted_total',
+    help: 'Idle connections (no request in progress) closed to make room for a new one at MAX_CONNECTIONS',
+    registers: [this.registry],
+  });
   readonly connectionsRefused = new client.Counter({
     name: 'esm2_connections_refused_total',
-    help: 'Client connections closed as soon as accepted (reason total: MAX_CONNECTIONS were open; per_address: MAX_CONNECTIONS_PER_ADDRESS were open from its address)',
+    help: 'Client connections closed as soon as accepted (reason total: MAX_CONNECTIONS were open and none was idle; per_address: MAX_CONNECTIONS_PER_ADDRESS were open from its address)',
     labelNames: ['reason'],
     registers: [this.registry],
   });
