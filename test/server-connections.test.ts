@@ -1,7 +1,7 @@
-// Promise 3, connections: idle sockets cannot take every file descriptor. Past
-// MAX_CONNECTIONS_PER_ADDRESS open from one address, that address's further connections are closed
-// at once while other addresses are served; at MAX_CONNECTIONS in all, a new connection closes the one
-// idle longest, and is refused only when every open one is busy. An idle keep-alive connection is closed after KEEP_ALIVE_TIMEOUT_MS
+// Promise 3, connections: idle sockets cannot take every file descriptor, nor lock new clients out.
+// At MAX_CONNECTIONS_PER_ADDRESS from one address, or MAX_CONNECTIONS in all, a new connection closes
+// the one idle longest (of its address, for the per-address cap), and is refused only when every
+// connection it could replace has a request in progress. An idle keep-alive connection is closed after KEEP_ALIVE_TIMEOUT_MS
 // (and not before). Other client addresses are 127.0.0.2 etc.: Linux routes all of 127/8 to lo.
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
@@ -59,27 +59,31 @@ async function metric(server: TestServer, name: string, labels: Record<string, s
 const portOf = (server: TestServer) => Number(new URL(server.url).port);
 const PROTEIN = { sequence: 'MKTAYIAKQRQISFVKSHFSRQ' };
 
-test('past MAX_CONNECTIONS_PER_ADDRESS, that address is refused and others are served; it recovers when its sockets close', async () => {
-  const server = await startTestServer({ MAX_CONNECTIONS_PER_ADDRESS: '20', MAX_CONNECTIONS: '1000' });
+test('past MAX_CONNECTIONS_PER_ADDRESS an address replaces its own connection idle longest; with all of them busy it is refused, others served', async () => {
+  const server = await startTestServer({ MAX_CONNECTIONS_PER_ADDRESS: '5', MAX_CONNECTIONS: '1000' });
   const port = portOf(server);
   const sockets: Idle[] = [];
   try {
-    for (let i = 0; i < 40; i++) sockets.push(openIdle(port));
-    await until('20 of the 40 idle sockets closed by the server', () => sockets.filter((s) => s.closed).length === 20 || undefined, EVENTUALLY_MS);
-    await until('the other 20 connected', () => sockets.filter((s) => s.connected && !s.closed).length === 20 || undefined, EVENTUALLY_MS);
-    assert.equal(await metric(server, 'esm2_connections_open'), 20);
-    assert.equal(await metric(server, 'esm2_connections_refused_total', { reason: 'per_address' }), 20);
-
-    // Another address is served while 127.0.0.1 holds its 20.
-    assert.equal(await call(port, '127.0.0.2', '/predict', PROTEIN), 200);
-    // 127.0.0.1 itself is refused meanwhile: its connection is closed unanswered.
-    const refused = await call(port, '127.0.0.1', '/v1/health/live');
-    assert.equal(typeof refused, 'string', `refused connection gave ${String(refused)}`);
-    assert.equal(sockets.filter((s) => !s.closed).length, 20, 'the 20 it had stay open');
-
+    for (let i = 0; i < 8; i++) {
+      sockets.push(openIdle(port));
+      await until(`idle socket ${i} accepted`, async () => (await metric(server, 'esm2_connections_open')) === Math.min(i + 1, 5) && (i < 5 || sockets.filter((s) => s.closed).length === i - 4) || undefined, EVENTUALLY_MS);
+    }
+    assert.deepEqual(sockets.map((s) => s.closed), [...Array(3).fill(true), ...Array(5).fill(false)], 'its 3 idle longest were closed');
+    assert.equal(await metric(server, 'esm2_connections_evicted_total'), 3);
+    assert.equal(await metric(server, 'esm2_connections_refused_total', { reason: 'per_address' }), 0);
     for (const s of sockets) s.socket.destroy();
     await until('the idle sockets are counted closed', async () => (await metric(server, 'esm2_connections_open')) === 0 || undefined, EVENTUALLY_MS);
-    assert.equal(await call(port, '127.0.0.1', '/predict', PROTEIN), 200);
+
+    // Five requests in progress from 127.0.0.1 (held in the pool): a sixth connection from it is refused, another address is served.
+    const hold = holdBatches(server);
+    const busy = Array.from({ length: 5 }, () => call(port, '127.0.0.1', '/predict', PROTEIN));
+    await until('5 requests in progress', async () => (await metric(server, 'esm2_connections_open')) === 5 && server.runtime.model!.scheduler.stats().queuedSequences + hold.sequences >= 5 || undefined, EVENTUALLY_MS);
+    const refused = await call(port, '127.0.0.1', '/v1/health/live');
+    assert.equal(typeof refused, 'string', `refused connection gave ${String(refused)}`);
+    assert.equal(await metric(server, 'esm2_connections_refused_total', { reason: 'per_address' }), 1);
+    assert.equal(await call(port, '127.0.0.2', '/v1/health/live'), 200);
+    hold.release();
+    assert.deepEqual(await Promise.all(busy), Array(5).fill(200));
   } finally {
     for (const s of sockets) s.socket.destroy();
     await server.close();

@@ -1,8 +1,8 @@
 // Caps on open connections, so that idle sockets cannot take every file descriptor (docs/reliability.md,
-// promise 3): MAX_CONNECTIONS in all — at the cap a new connection closes the one idle longest (no
-// request in progress), and is itself refused only when every open connection is busy — and
-// MAX_CONNECTIONS_PER_ADDRESS per client address (a socket past it is destroyed on 'connection',
-// before its request is read). Refused sockets get no
+// promise 3): MAX_CONNECTIONS in all and MAX_CONNECTIONS_PER_ADDRESS per client address. At a cap a
+// new connection closes the one idle longest (no request in progress; of its own address for the
+// per-address cap), and is itself refused — destroyed on 'connection', before its request is read —
+// only when every connection it could replace is busy. Refused sockets get no
 // HTTP answer: the request has not been read yet, so an answer could only be written blind and then
 // reset by the unread data; the client sees the connection closed, which is what it is.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
@@ -16,7 +16,8 @@ export interface ConnectionLimits {
 }
 
 export function installConnectionLimits(server: Server, limits: ConnectionLimits, metrics: Metrics): void {
-  const perAddress = new Map<string, number>();
+  /** Open sockets per client address. */
+  const byAddress = new Map<string, Set<Socket>>();
   /** Sockets with no request in progress (never sent one, or between keep-alive requests), the longest idle first. */
   const idle = new Set<Socket>();
   const activeRequests = new Map<Socket, number>();
@@ -32,37 +33,42 @@ export function installConnectionLimits(server: Server, limits: ConnectionLimits
       if (!socket.destroyed) idle.add(socket); // to the end: now the most recently idle
     });
   });
+  /** Closes the socket idle longest of `among` (every open one when absent); false when none is idle. */
+  const evictIdle = (among?: Set<Socket>): boolean => {
+    for (const socket of idle) {
+      if (among && !among.has(socket)) continue;
+      idle.delete(socket);
+      metrics.connectionsEvicted.inc();
+      socket.destroy();
+      return true;
+    }
+    return false;
+  };
   server.on('connection', (socket: Socket) => {
     const address = socket.remoteAddress ?? 'unknown';
-    const count = perAddress.get(address) ?? 0;
-    if (limits.maxConnectionsPerAddress > 0 && count >= limits.maxConnectionsPerAddress) {
+    const mine = byAddress.get(address) ?? new Set<Socket>();
+    // At a cap, the connection idle longest (of that address, for its cap) makes room, so that held
+    // idle sockets cannot lock new clients out; with every one busy, the newcomer is refused.
+    if (limits.maxConnectionsPerAddress > 0 && mine.size >= limits.maxConnectionsPerAddress && !evictIdle(mine)) {
       metrics.connectionsRefused.inc({ reason: 'per_address' });
       socket.destroy();
       return;
     }
-    if (open >= limits.maxConnections) {
-      // At the cap, the connection idle longest makes room (a new client is served while thousands
-      // of idle sockets are held); with every connection busy, the new one is refused.
-      const oldest = idle.values().next().value;
-      if (oldest === undefined) {
-        metrics.connectionsRefused.inc({ reason: 'total' });
-        socket.destroy();
-        return;
-      }
-      idle.delete(oldest);
-      metrics.connectionsEvicted.inc();
-      oldest.destroy();
+    if (open >= limits.maxConnections && !evictIdle()) {
+      metrics.connectionsRefused.inc({ reason: 'total' });
+      socket.destroy();
+      return;
     }
-    perAddress.set(address, count + 1);
+    mine.add(socket);
+    byAddress.set(address, mine);
     open += 1;
     idle.add(socket);
     metrics.connectionsOpen.set(open);
     socket.once('close', () => {
       idle.delete(socket);
       activeRequests.delete(socket);
-      const left = (perAddress.get(address) ?? 1) - 1;
-      if (left > 0) perAddress.set(address, left);
-      else perAddress.delete(address);
+      mine.delete(socket);
+      if (mine.size === 0) byAddress.delete(address);
       open -= 1;
       metrics.connectionsOpen.set(open);
     });
