@@ -116,6 +116,10 @@ test('slow headers (one byte every 100 ms) are cut off with 408 after CLIENT_TIM
   assert.ok(lasted >= CLIENT_TIMEOUT - 50, `disconnected after ${lasted.toFixed(0)} ms, not before CLIENT_TIMEOUT_MS`);
   assert.ok(client.sent < head.length, `cut off with ${client.sent} of ${head.length} header bytes sent`);
   assert.equal(client.status(), 408, client.response);
+  // The service's own error body, naming the setting.
+  const body = JSON.parse(client.response.slice(client.response.indexOf('\r\n\r\n') + 4)) as { detail: string; error: string };
+  assert.equal(body.error, 'request_timeout');
+  assert.match(body.detail, /CLIENT_TIMEOUT_MS/);
   console.log(`slow headers: 408 and closed after ${lasted.toFixed(0)} ms (CLIENT_TIMEOUT_MS=${CLIENT_TIMEOUT})`);
 });
 

@@ -80,6 +80,8 @@ export interface PlanContext {
   waitAllowed: boolean;
   /** Whether this replica may run the item (pin, and not taken by another plan of this round). */
   runnable: (item: QueuedItem) => boolean;
+  /** The padded-token budget of a batch of this lane (the scheduler's, from MAX_BATCH_MS); absent: limits.maxBatchTokens. */
+  budgetFor?: (lane: Lane) => number;
   /** Items of lower rank anchor before older ones of higher rank (fair queuing); absent: the oldest anchors. */
   rank?: (item: QueuedItem) => number;
 }
@@ -103,7 +105,8 @@ export function planBatch(queue: WorkQueue, context: PlanContext): BatchPlan | u
     if (!context.batching && item.request !== anchor.request) continue;
     candidates.push(item);
   }
-  const { items, full } = selectBatch(anchor, candidates, context.limits);
+  const limits = context.budgetFor ? { ...context.limits, maxBatchTokens: context.budgetFor(anchor.lane) } : context.limits;
+  const { items, full } = selectBatch(anchor, candidates, limits);
   const deadline = anchor.enqueuedAt + context.maxWaitMs;
   // Items put back after a failed batch waited for company once already: no second wait.
   const ready = !context.batching || full || !context.waitAllowed || context.now >= deadline || items.some((item) => item.putBack);

@@ -10,7 +10,7 @@ import { ThroughputMeter } from './throughput.js';
 import { faultKindOf } from '../contract/index.js';
 import type { BatchReport, Executor, ItemOutcome, SequenceResult, WorkItem } from './types.js';
 import { validateItems, validateOptions, validateSubmitOptions } from './validation.js';
-import { laneOf, mergeWants, pickWanted } from './wants.js';
+import { laneOf, mergeWants, pickWanted, type Lane } from './wants.js';
 import { WorkQueue, type QueuedItem } from './work-queue.js';
 
 export interface SchedulerOptions {
@@ -106,6 +106,8 @@ export class Scheduler extends EventEmitter {
   private readonly queue = new WorkQueue();
   private readonly busy: boolean[];
   private readonly meter = new ThroughputMeter();
+  /** Per lane too: a contacts batch runs several times slower per token than a default one. */
+  private readonly laneMeters: Record<Lane, ThroughputMeter> = { default: new ThroughputMeter(), contacts: new ThroughputMeter() };
   private readonly limits: BatchLimits;
   private runningBatches = 0;
   /** The items of every batch now running. */
@@ -234,9 +236,9 @@ export class Scheduler extends EventEmitter {
    * The padded-token budget of the next batch: MAX_BATCH_TOKENS, or less once the replicas' rate
    * is known, so that a batch runs about maxBatchMs (never less than one row: a longer anchor runs alone).
    */
-  batchTokens(): number {
+  batchTokens(lane: Lane = 'default'): number {
     const { maxBatchMs, maxBatchTokens } = this.options;
-    const perReplica = maxBatchMs === undefined ? undefined : this.meter.tokensPerSecond(1);
+    const perReplica = maxBatchMs === undefined ? undefined : (this.laneMeters[lane].tokensPerSecond(1) ?? this.meter.tokensPerSecond(1));
     if (perReplica === undefined) return maxBatchTokens;
     return Math.max(1, Math.min(maxBatchTokens, Math.floor((perReplica * maxBatchMs!) / 1000)));
   }
@@ -329,7 +331,8 @@ export class Scheduler extends EventEmitter {
     for (let replica = 0; replica < up.length && this.queue.size > 0; replica++) {
       if (!up[replica] || this.busy[replica]) continue;
       const plan = planBatch(this.queue, {
-        limits: { ...this.limits, maxBatchTokens: this.batchTokens() },
+        limits: this.limits,
+        budgetFor: (lane) => this.batchTokens(lane),
         // Work put back after a failed batch first; then round robin over requests, oldest first within one.
         rank: (item) => (item.putBack ? -1 : (this.lastServed.get(item.flow) ?? 0)),
         batching: this.options.batching,
@@ -392,6 +395,7 @@ export class Scheduler extends EventEmitter {
     const maxLength = Math.max(...items.map((item) => item.tokens.length));
     if (results) {
       this.meter.record(tokens, durationMs);
+      this.laneMeters[lane].record(tokens, durationMs);
       this.deliver(replica, items, results, startedAt, durationMs);
     } else {
       this.recover(items, failure);

@@ -5,7 +5,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Settings } from './settings.js';
-import { registerErrorHandling } from './errors.js';
+import { clientErrorHandler, registerErrorHandling } from './errors.js';
 import { installAccessControl } from './access.js';
 import { readBodiesAsJson } from './content-type.js';
 import { ServingRuntime, type EngineTestHooks } from './runtime.js';
@@ -43,6 +43,8 @@ export async function buildApp(settings: Settings, opts: { version: string; logg
     // Slow clients: the whole request (headers and body) must arrive within CLIENT_TIMEOUT_MS, else
     // Node answers 408 and closes the connection. Checked every tenth of it (Node's default: 30 s).
     requestTimeout: settings.clientTimeoutMs,
+    // The 408 (and 400/431 from the HTTP parser) in the service's own `{detail, error}` form.
+    clientErrorHandler: clientErrorHandler(settings.clientTimeoutMs),
     // An idle keep-alive connection is closed after this (Node adds its keepAliveTimeoutBuffer, 1 s,
     // to the timeout it advertises, so a client does not reuse a socket as it closes). Fastify's 72 s
     // let idle sockets pile up (docs/reliability.md, promise 3).

@@ -1,5 +1,6 @@
 // Every error a client can see, mapped to one HTTP status in one table. Bodies are
 // `{ detail, error }` (`detail` as the FastAPI service returned it); never a stack trace.
+import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { ExecutorFault } from '../contract/index.js';
 import { CancelledError, OverloadedError, SchedulerTimeoutError, UnavailableError } from '../scheduler/errors.js';
@@ -100,4 +101,26 @@ export function registerErrorHandling(app: FastifyInstance): void {
   app.setNotFoundHandler((request, reply) => {
     void reply.code(404).send({ detail: `no route ${request.method} ${request.url}`, error: 'not_found' });
   });
+}
+
+/**
+ * Errors Node's HTTP parser raises before a request exists (Fastify's clientErrorHandler): a request
+ * not received within CLIENT_TIMEOUT_MS (408), headers too large (431), anything malformed (400) —
+ * answered with the same `{detail, error}` body as every other error, then the connection closed.
+ */
+export function clientErrorHandler(clientTimeoutMs: number): (err: NodeJS.ErrnoException, socket: Duplex) => void {
+  return (err, socket) => {
+    if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    const [status, reason, code, detail] =
+      err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout', 'request_timeout', `the request (headers and body) was not received within CLIENT_TIMEOUT_MS (${clientTimeoutMs} ms)`]
+        : err.code === 'HPE_HEADER_OVERFLOW'
+          ? [431, 'Request Header Fields Too Large', 'headers_too_large', 'the request headers are larger than the server accepts']
+          : [400, 'Bad Request', 'bad_request', 'malformed HTTP request'];
+    const body = JSON.stringify({ detail, error: code });
+    if (socket.writable) {
+      socket.write(`HTTP/1.1 ${status} ${reason}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
+    }
+    socket.destroy();
+  };
 }
