@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { SafetensorsFile } from '../src/model/safetensors.js';
 import { goldenCases, goldenTensor, relativeError } from './helpers/golden.js';
+import { startGoldenEngine } from './helpers/golden-engine.js';
 import { fixtureModelDir, repoRoot } from './helpers/paths.js';
 import { tempDir } from './helpers/temp-dir.js';
 
@@ -140,4 +141,41 @@ test('esm2 embed --device cuda:0 --no-cpu-fallback without a GPU: exit 1, one li
     return true;
   });
   assert.equal(existsSync(output), false);
+});
+
+test('esm2 embed runs a record longer than 1,022 residues as windows, as the server does, and assembles them', async (t) => {
+  const dir = await tempDir(t);
+  const sequence = Array.from({ length: 1100 }, (_, i) => 'ACDEFGHIKLMNPQRSTVWY'[(i * 7 + 3) % 20]).join('');
+  const fasta = join(dir, 'long.fasta');
+  await writeFile(fasta, `>long\n${sequence}\n`);
+  const output = join(dir, 'long.safetensors');
+  await esm2(['embed', '--model', fixtureModelDir, '--input', fasta, '--output', output, '--include', 'per_tok', '--no-progress'], dir);
+  const file = await SafetensorsFile.open(output);
+  t.after(() => file.close());
+  const got = await file.readFloat32('long/per_tok/2');
+  assert.equal(got.length, 1100 * 32);
+
+  // The two windows (residues 0–1021 and 78–1099) run alone, averaged where they overlap.
+  const golden = await startGoldenEngine();
+  t.after(() => golden.close());
+  const tokens = golden.engine.checkpoint.tokenizer.encode(sequence);
+  const windowRows = async (start: number) => {
+    const w = new Int32Array(1024);
+    w[0] = tokens[0];
+    w.set(tokens.subarray(1 + start, 1 + start + 1022), 1);
+    w[1023] = tokens[tokens.length - 1];
+    const [result] = await golden.infer([w], { hidden: [2] });
+    return result.hidden![2];
+  };
+  const [a, b] = [await windowRows(0), await windowRows(78)];
+  let worst = 0;
+  for (const residue of [0, 77, 78, 500, 1021, 1022, 1099]) {
+    for (let d = 0; d < 32; d++) {
+      const inA = residue < 1022 ? a[(residue + 1) * 32 + d] : undefined;
+      const inB = residue >= 78 ? b[(residue - 78 + 1) * 32 + d] : undefined;
+      const expected = inA !== undefined && inB !== undefined ? (inA + inB) / 2 : (inA ?? inB)!;
+      worst = Math.max(worst, Math.abs(got[residue * 32 + d] - expected));
+    }
+  }
+  assert.ok(worst < 1e-5, `largest difference from the window assembly ${worst}`);
 });
