@@ -2,6 +2,7 @@
 // contract module, which engine/pool.ts implements over replica processes). It knows nothing of
 // ONNX or processes.
 import type { Executor, SequenceResult, Want } from '../contract/index.js';
+import type { BatchMemory } from './batch-selection.js';
 
 export type { Executor, SequenceResult, Want };
 
@@ -37,4 +38,80 @@ export interface BatchReport {
   paddedTokens: number;
   durationMs: number;
   ok: boolean;
+}
+
+export interface SchedulerOptions {
+  /** Padded-token budget of one batch: max length × sequences. */
+  maxBatchTokens: number;
+  /** Most sequences in one batch. */
+  maxBatchSize: number;
+  /** Longest a batch waits for company after its oldest item arrived (batching on). */
+  maxWaitMs: number;
+  /** false: each request's sequences are batched only with each other, and never wait. */
+  batching: boolean;
+  /**
+   * Wait for company even when no batch runs anywhere (the FastAPI service's behaviour). Default
+   * false: an idle service dispatches at once and batches form from what arrives while a batch
+   * runs (continuous batching), so a lone request pays no wait.
+   */
+  waitWhenIdle?: boolean;
+  /** Backpressure: most tokens waiting (not running) before submit refuses work. */
+  maxQueuedTokens: number;
+  /**
+   * Longest a batch should run: once the replicas' rate has been measured, a batch holds at most
+   * the tokens a replica runs in this long (at least one sequence), so that a request arriving
+   * behind running work waits about this long at most. Absent: only the token budget.
+   */
+  maxBatchMs?: number;
+  /**
+   * A batch's replica memory bound: sequences join a batch only while `bytesOf(lane, padded
+   * length, sequences)` stays within `limitBytes` (a sequence over it alone still runs, alone).
+   * Absent: only the token budget bounds a batch.
+   */
+  batchMemory?: BatchMemory;
+}
+
+export interface SubmitOptions {
+  /**
+   * Aborting drops the request's queued work and rejects with the signal's reason when it is an
+   * Error (e.g. the timeout of a whole request), else with CancelledError.
+   */
+  signal?: AbortSignal;
+  /**
+   * The request this work belongs to when it comes in several submits (tasks/inference.ts): an
+   * idle replica serves first the request served longest ago (round robin over requests), so a
+   * small request is not queued behind a large one's parts. Absent: this submit alone.
+   */
+  flow?: object;
+  /**
+   * More work of a request already admitted (its first part passed backpressure): queued whatever
+   * the queue holds, so that a large request is never refused against itself. Its sender bounds
+   * how much of it waits at once (tasks/inference.ts).
+   */
+  admitted?: boolean;
+  /** Past this, the request's queued work is dropped and it rejects with SchedulerTimeoutError. */
+  timeoutMs?: number;
+}
+
+export interface SchedulerStats {
+  queuedSequences: number;
+  queuedTokens: number;
+  runningBatches: number;
+  busyReplicas: number;
+}
+
+/** A failed batch's sequences put back in the queue: after a replica fault (its reason), or in halves after an ORT error ('split'). */
+export interface RetryReport {
+  reason: string;
+  sequences: number;
+}
+
+/**
+ * Queued sequences of one request dropped before any replica ran them: its client left, it timed
+ * out, another of its sequences failed, abortAll (a shutdown that could not wait), or no replica
+ * is left to run them (Executor.unavailableReason).
+ */
+export interface DropReport {
+  reason: 'cancelled' | 'timeout' | 'failed' | 'shutdown' | 'unavailable';
+  sequences: number;
 }
