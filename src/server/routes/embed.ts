@@ -41,7 +41,7 @@ export const embedRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime }>
         throw new InputError('repr_layers', (err as Error).message);
       }
       const spec: EmbedSpec = { include: body.include, layers };
-      const encoded = body.sequences.map((s, i) => encodeSequence(tokenizer, s, `sequences[${i}]`, settings.maxSequenceLength, body.truncation));
+      const encoded = body.sequences.map((s, i) => encodeSequence(tokenizer, s, `sequences[${i}]`, model.lengthLimit, body.truncation));
       const want = embedWant(spec);
       const safetensors = request.headers.accept?.includes(SAFETENSORS) === true;
       const cost = embedCost(config, model.windowSize, encoded.map((e) => e.length), want, safetensors ? 'safetensors' : 'json');

@@ -49,7 +49,7 @@ export const scoreStreamRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRunt
       const model = readyModel(runtime);
       const body = request.body;
       const { tokenizer } = model.checkpoint;
-      const encoded = encodeSequence(tokenizer, body.sequence, 'sequence', settings.maxSequenceLength, body.truncation);
+      const encoded = encodeSequence(tokenizer, body.sequence, 'sequence', model.lengthLimit, body.truncation);
       const L = encoded.length;
       const cost =
         body.method === 'masked_marginal'
