@@ -27,7 +27,6 @@ export function sseEvent(event: string, data: unknown): string {
 }
 
 export const scoreStreamRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime }> = async (app, { runtime }) => {
-  const { settings } = runtime;
   app.post(
     '/v1/score/stream',
     {
