@@ -139,6 +139,15 @@ describe('loadCheckpoint on the ESM-1b fixture (absolute positions)', () => {
     await editJson(relabelled, 'config.json', (c) => Object.assign(c, { position_embedding_type: 'absolute', emb_layer_norm_before: true }));
     await rejectsWith(loadCheckpoint(relabelled), 'model.safetensors', /missing/, 'embeddings.layer_norm.weight');
   });
+
+  test('no contact head at all loads without contacts; half of one is refused', async (t) => {
+    const headless = await open(t, await copyFixture(t, { fixture: 'esm1b_tiny', edit: without('esm.contact_head.regression.weight', 'esm.contact_head.regression.bias') }));
+    assert.equal(headless.hasContactHead, false);
+    assert.equal(headless.tensorNames.some((n) => n.startsWith('contact_head.')), false);
+    assert.equal((await open(t, fixtureModelDirOf('esm1b_tiny'))).hasContactHead, true);
+    const half = await copyFixture(t, { fixture: 'esm1b_tiny', edit: without('esm.contact_head.regression.bias') });
+    await rejectsWith(loadCheckpoint(half), 'model.safetensors', /missing/, 'contact_head.regression.bias');
+  });
 });
 
 describe('broken checkpoints give one clear CheckpointError', () => {

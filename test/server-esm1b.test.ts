@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { STANDARD_AMINO_ACIDS, ESM2_VOCAB } from '../src/model/tokenizer.js';
 import { fixtureModelDirOf, goldenCases, goldenTensor, relativeError, type GoldenCase } from './helpers/golden.js';
 import { startTestServer, postJson, type TestServer } from './helpers/server.js';
+import { copyFixture } from './helpers/fixture-copy.js';
 
 const FIXTURE = 'esm1b_tiny';
 const TOLERANCE = 1e-5;
@@ -46,6 +47,7 @@ test('/v1/models names the ESM-1b family and its 1022-residue limit', async () =
   assert.equal(body.family, 'esm1');
   assert.equal(body.family_name, 'ESM-1b / ESM-1v');
   assert.equal(body.max_sequence_length, 1022);
+  assert.deepEqual(body.tasks, ['embed', 'logits', 'contacts', 'fill-mask', 'score', 'scan', 'pll']);
   assert.match(String(body.max_sequence_length_reason), /ESM-1b \/ ESM-1v's limit.*1026.*MAX_SEQUENCE_LENGTH \(2000\)/);
 });
 
@@ -151,4 +153,20 @@ test('the 1022-residue limit is hard: 1022 run whole, 1023 is a 422 naming it, "
   const scored = await postJson(`${server.url}/v1/score`, { sequence: long, mutations: [`${long[1399]}1400A`, 'M1A'], truncation: 'window' });
   assert.equal(scored.status, 200, JSON.stringify(scored.json));
   for (const s of scored.json.scores as { score: number }[]) assert.ok(Number.isFinite(s.score));
+});
+
+test('a checkpoint without a contact head serves everything but contacts, which are a 422 naming why', async (t) => {
+  const dir = await copyFixture(t, { fixture: FIXTURE, edit: (ts) => ts.filter((x) => !x.name.includes('contact_head')) });
+  const headless = await startTestServer({ MODEL_NAME: dir });
+  t.after(() => headless.close());
+  assert.equal(headless.runtime.model!.checkpoint.hasContactHead, false);
+  const models = (await (await fetch(`${headless.url}/v1/models`)).json()) as { tasks: string[] };
+  assert.equal(models.tasks.includes('contacts'), false);
+  const refused = await postJson(`${headless.url}/v1/embed`, { sequences: ['MKTV'], include: ['mean', 'contacts'] });
+  assert.equal(refused.status, 422);
+  assert.match(String(refused.json.detail), /^include: "contacts": this checkpoint has no contact head/);
+  const c = byId('seed_example');
+  const { status, json } = await postJson(`${headless.url}/v1/embed`, { sequences: [c.sequence], include: ['mean'] });
+  assert.equal(status, 200);
+  check('mean without a contact head', flat((json.results as { representations: Record<string, { mean: unknown }> }[])[0].representations['2'].mean), await golden(c, 'mean'));
 });

@@ -11,6 +11,11 @@ export interface Esm2TensorSpec {
   optional?: boolean;
   /** Tensor used when this one is absent (the LM decoder is tied to the word embeddings). */
   fallback?: string;
+  /**
+   * The contact head's regression: a checkpoint may lack both tensors (no contact head, as
+   * EsmModel exports and later families), which turns contacts off, never one without the other.
+   */
+  contactHead?: boolean;
 }
 
 export const WORD_EMBEDDINGS = 'embeddings.word_embeddings.weight';
@@ -60,8 +65,8 @@ export function esm2TensorShapes(config: EsmConfig): Esm2TensorSpec[] {
   }
   layerNorm('encoder.emb_layer_norm_after');
   specs.push(
-    { name: 'contact_head.regression.weight', shape: [1, config.numLayers * config.numHeads] },
-    { name: 'contact_head.regression.bias', shape: [1] },
+    { name: 'contact_head.regression.weight', shape: [1, config.numLayers * config.numHeads], contactHead: true },
+    { name: 'contact_head.regression.bias', shape: [1], contactHead: true },
   );
   linear('lm_head.dense', E, E);
   layerNorm('lm_head.layer_norm');

@@ -75,6 +75,8 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime;
       // The model family config.json's position_embedding_type chose: "esm2" (rotary) or "esm1" (absolute, ESM-1b/ESM-1v).
       family: config?.family ?? null,
       family_name: config ? FAMILY_NAMES[config.family] : null,
+      // What this checkpoint serves: contacts only with a contact head (contact_head.regression tensors).
+      tasks: model ? ['embed', 'logits', ...(model.checkpoint.hasContactHead ? ['contacts'] : []), 'fill-mask', 'score', 'scan', 'pll'] : null,
       layers: config?.numLayers ?? null,
       hidden_size: config?.hiddenSize ?? null,
       attention_heads: config?.numHeads ?? null,
