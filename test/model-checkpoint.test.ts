@@ -8,7 +8,7 @@ import { esm2TensorShapes, hfStoredName, rotaryInvFreq } from '../src/model/esm2
 import { bfloat16ToFloat32, float16ToFloat32, float32ToBfloat16, float32ToFloat16 } from '../src/model/float-formats.js';
 import { SafetensorsFile, writeSafetensors } from '../src/model/safetensors.js';
 import { copyFixture, editJson, readFixtureTensors, toWritable, type FixtureTensor } from './helpers/fixture-copy.js';
-import { fixtureModelDir } from './helpers/paths.js';
+import { fixtureModelDir, fixtureModelDirOf } from './helpers/paths.js';
 
 const fixture = await readFixtureTensors();
 const byName = new Map(fixture.map((x) => [x.name, x]));
@@ -110,6 +110,43 @@ describe('loadCheckpoint on the golden fixture', () => {
     const computed = await open(t, await copyFixture(t, { edit: without(...invFreqs, 'esm.embeddings.position_embeddings.weight') }));
     assert.equal(computed.hasStoredInvFreq, false);
     assert.deepEqual(await computed.readTensor(name), byName.get(`esm.${name}`)!.data);
+  });
+});
+
+describe('loadCheckpoint on the ESM-1b fixture (absolute positions)', () => {
+  test('reads the position table and embedding LayerNorm, and has no rotary inv_freq', async (t) => {
+    const ckpt = await open(t, fixtureModelDirOf('esm1b_tiny'));
+    assert.equal(ckpt.config.family, 'esm1');
+    const specs = esm2TensorShapes(ckpt.config);
+    assert.deepEqual(ckpt.tensorNames, specs.map((s) => s.name));
+    assert.equal(specs.length, 45 - 2 + 3); // no inv_freq per layer; position table + LayerNorm weight and bias
+    assert.deepEqual(ckpt.tensorShape('embeddings.position_embeddings.weight'), [1026, 32]);
+    assert.deepEqual(ckpt.tensorShape('embeddings.layer_norm.weight'), [32]);
+    assert.equal(specs.some((s) => s.name.endsWith('inv_freq')), false);
+    await rejectsWith(ckpt.readTensor('encoder.layer.0.attention.self.rotary_embeddings.inv_freq'), 'model.safetensors', /not an ESM-2 tensor name/, 'encoder.layer.0.attention.self.rotary_embeddings.inv_freq');
+  });
+
+  test('a missing or misshapen position table or embedding LayerNorm is named', async (t) => {
+    const missing = await copyFixture(t, { fixture: 'esm1b_tiny', edit: without('esm.embeddings.layer_norm.bias') });
+    await rejectsWith(loadCheckpoint(missing), 'model.safetensors', /missing \(looked for "esm.embeddings.layer_norm.bias"/, 'embeddings.layer_norm.bias');
+    const short = await copyFixture(t, {
+      fixture: 'esm1b_tiny',
+      edit: (ts) => ts.map((x) => (x.name === 'esm.embeddings.position_embeddings.weight' ? { ...x, shape: [514, 32], data: x.data.subarray(0, 514 * 32) } : x)),
+    });
+    await rejectsWith(loadCheckpoint(short), 'model.safetensors', /expected shape \[1026,32\], found \[514,32\]$/, 'esm.embeddings.position_embeddings.weight');
+    // An ESM-2 checkpoint whose config says "absolute" lacks the embedding LayerNorm ESM-1b needs.
+    const relabelled = await copyFixture(t);
+    await editJson(relabelled, 'config.json', (c) => Object.assign(c, { position_embedding_type: 'absolute', emb_layer_norm_before: true }));
+    await rejectsWith(loadCheckpoint(relabelled), 'model.safetensors', /missing/, 'embeddings.layer_norm.weight');
+  });
+
+  test('no contact head at all loads without contacts; half of one is refused', async (t) => {
+    const headless = await open(t, await copyFixture(t, { fixture: 'esm1b_tiny', edit: without('esm.contact_head.regression.weight', 'esm.contact_head.regression.bias') }));
+    assert.equal(headless.hasContactHead, false);
+    assert.equal(headless.tensorNames.some((n) => n.startsWith('contact_head.')), false);
+    assert.equal((await open(t, fixtureModelDirOf('esm1b_tiny'))).hasContactHead, true);
+    const half = await copyFixture(t, { fixture: 'esm1b_tiny', edit: without('esm.contact_head.regression.bias') });
+    await rejectsWith(loadCheckpoint(half), 'model.safetensors', /missing/, 'contact_head.regression.bias');
   });
 });
 

@@ -3,15 +3,16 @@ import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { loadConfig, parseEsmConfig } from '../src/model/config.js';
+import { familyResidueLimit, loadConfig, parseEsmConfig } from '../src/model/config.js';
 import { CheckpointError } from '../src/model/errors.js';
-import { fixtureModelDir } from './helpers/paths.js';
+import { fixtureModelDir, fixtureModelDirOf } from './helpers/paths.js';
 import { tempDir } from './helpers/temp-dir.js';
 
 const fixtureRaw = JSON.parse(readFileSync(path.join(fixtureModelDir, 'config.json'), 'utf8')) as Record<string, unknown>;
+const esm1bRaw = JSON.parse(readFileSync(path.join(fixtureModelDirOf('esm1b_tiny'), 'config.json'), 'utf8')) as Record<string, unknown>;
 
-function refused(edit: (c: Record<string, unknown>) => void, field: string, detail?: RegExp): void {
-  const raw = structuredClone(fixtureRaw);
+function refused(edit: (c: Record<string, unknown>) => void, field: string, detail?: RegExp, base = fixtureRaw): void {
+  const raw = structuredClone(base);
   edit(raw);
   assert.throws(
     () => parseEsmConfig(raw, 'some/config.json'),
@@ -30,6 +31,8 @@ function refused(edit: (c: Record<string, unknown>) => void, field: string, deta
 describe('parseEsmConfig', () => {
   test('reads the fixture config', () => {
     assert.deepEqual(parseEsmConfig(fixtureRaw, 'config.json'), {
+      family: 'esm2',
+      embLayerNormBefore: false,
       hiddenSize: 32,
       numLayers: 2,
       numHeads: 4,
@@ -43,9 +46,21 @@ describe('parseEsmConfig', () => {
     });
   });
 
-  test('refuses absolute position embeddings (ESM-1b/ESM-1v)', () => {
-    refused((c) => (c.position_embedding_type = 'absolute'), 'position_embedding_type', /ESM-1b\/ESM-1v use absolute positions/);
+  test('absolute position embeddings are the ESM-1b / ESM-1v family, with its 1022-residue limit', () => {
+    const config = parseEsmConfig(esm1bRaw, 'config.json');
+    assert.equal(config.family, 'esm1');
+    assert.equal(config.embLayerNormBefore, true);
+    assert.equal(familyResidueLimit(config), 1022);
+    assert.equal(familyResidueLimit(parseEsmConfig(fixtureRaw, 'config.json')), Infinity);
+    // An ESM-2 config that only says "absolute" becomes ESM-1 too: the tensors then decide (checkpoint.ts).
+    assert.equal(parseEsmConfig({ ...fixtureRaw, position_embedding_type: 'absolute' }, 'config.json').family, 'esm1');
+  });
+
+  test('refuses unknown position embeddings and ESM-1b settings on ESM-2', () => {
+    refused((c) => (c.position_embedding_type = 'relative_key'), 'position_embedding_type', /expected "rotary" \(ESM-2\) or "absolute" \(ESM-1b\/ESM-1v\)/);
     refused((c) => delete c.position_embedding_type, 'position_embedding_type', /missing/);
+    refused((c) => (c.emb_layer_norm_before = 'yes'), 'emb_layer_norm_before', /true or false/, esm1bRaw);
+    refused((c) => (c.max_position_embeddings = 4), 'max_position_embeddings', /no room/, esm1bRaw);
   });
 
   test('refuses each unsupported setting, naming the field', () => {

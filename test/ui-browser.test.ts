@@ -65,6 +65,7 @@ describe('the web page in headless Chromium', { skip, timeout: 60_000 }, () => {
     await page.waitForSelector('[data-fact="model"]');
     assert.equal(await page.textContent('[data-fact="model"]'), server.runtime.modelName);
     assert.match((await page.textContent('[data-fact="devices"]')) ?? '', /cpu fp32/, 'each device with its precision');
+    assert.equal(await page.textContent('[data-fact="family"]'), 'ESM-2');
     assert.equal(await page.isHidden('#demo-warning'), true);
     assert.deepEqual(await page.evaluate(() => [localStorage.length, sessionStorage.length, document.cookie]), [0, 0, '']);
   });

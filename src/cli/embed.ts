@@ -5,7 +5,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { parseFasta } from '../model/fasta.js';
 import { INCLUDE_KINDS, ShardSpecError, embedFastaToSafetensors, parseShardSpec, selectShard, type IncludeKind, type Shard } from '../tasks/embed-file.js';
-import { resolveReprLayers } from '../tasks/embed.js';
+import { NO_CONTACT_HEAD, resolveReprLayers } from '../tasks/embed.js';
 import { formatBytes } from './init-random.js';
 import { startLocalEngine } from './local-engine.js';
 import { ReplicaError } from '../engine/errors.js';
@@ -93,6 +93,10 @@ async function embed(opts: EmbedOptions): Promise<void> {
     throw err instanceof ReplicaError && err.reason === 'device-unavailable' ? new Error(`${err.message} (--no-cpu-fallback)`) : err;
   });
   const { checkpoint } = engine;
+  if (opts.include.includes('contacts') && !checkpoint.hasContactHead) {
+    await engine.close();
+    throw new Error(`--include ${NO_CONTACT_HEAD}`);
+  }
 
   const totalResidues = records.reduce((sum, r) => sum + r.sequence.replace(/\s+/g, '').length, 0);
   const bar = opts.progress

@@ -2,6 +2,7 @@
 // replica, so CLI commands run the task code the server runs (windows past 1,022 residues
 // included). Batching is on with no wait: what a command has in flight batches anyway.
 import type { Esm2Checkpoint } from '../model/checkpoint.js';
+import { familyResidueLimit } from '../model/config.js';
 import type { Precision } from '../compile/index.js';
 import { prepareModel } from '../engine/prepare.js';
 import { ReplicaPool } from '../engine/pool.js';
@@ -17,7 +18,7 @@ export interface LocalEngineOptions {
   toksPerBatch?: number;
   /** ORT intra-op threads; ORT's default when absent. */
   threads?: number;
-  /** Residues per window for longer sequences (default 1022). */
+  /** Residues per window for longer sequences (default 1022; never above the family's limit). */
   windowSize?: number;
   /** Also compile the contact-head graph. */
   contacts?: boolean;
@@ -85,10 +86,12 @@ export async function startLocalEngine(opts: LocalEngineOptions): Promise<LocalE
   const [info] = pool.replicaInfo();
   const precision = info.precision ?? prepared.precision;
   if (info.fallbackReason) log(`warning: ${device} unavailable, running on ${info.actual} (${precision}): ${info.fallbackReason}`);
+  // The family's hard limit wins over a larger window (ESM-1b/1v: 1022 residues, its position table).
+  const windowSize = Math.min(opts.windowSize ?? DEFAULT_WINDOW, familyResidueLimit(prepared.checkpoint.config));
   const scheduler = new Scheduler(pool, {
     batching: true,
     maxWaitMs: 0,
-    maxBatchTokens: Math.max(opts.toksPerBatch ?? DEFAULT_TOKS_PER_BATCH, (opts.windowSize ?? DEFAULT_WINDOW) + 2),
+    maxBatchTokens: Math.max(opts.toksPerBatch ?? DEFAULT_TOKS_PER_BATCH, windowSize + 2),
     maxBatchSize: MAX_BATCH_SIZE,
     // One process, one user: nothing to protect from overload.
     maxQueuedTokens: Infinity,
@@ -96,7 +99,7 @@ export async function startLocalEngine(opts: LocalEngineOptions): Promise<LocalE
   const inference: ModelInference = {
     scheduler,
     dims: prepared.checkpoint.config,
-    windowSize: opts.windowSize ?? DEFAULT_WINDOW,
+    windowSize,
     // One batch waiting keeps the replica busy; results are held only for what is in flight.
     inFlightBatches: 2,
   };

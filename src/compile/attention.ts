@@ -89,8 +89,10 @@ export async function plainSelfAttention(
   const qkv = await qkvProjection(g, w, shape, x, layer);
   const heads = g.node('Transpose', [g.node('Reshape', [qkv, g.ints([0, 0, 3, H, d])])], { attrs: { perm: [2, 0, 3, 1, 4] }, prefix: `${p}/heads` });
   const pick = (i: number, name: string) => g.node('Gather', [heads, g.scalar(i, 'int64')], { attrs: { axis: 0 }, prefix: `${p}/${name}` });
-  const q = applyRotary(g, pick(0, 'q'), ctx.rotary, d, `${p}/q`);
-  const k = applyRotary(g, pick(1, 'k'), ctx.rotary, d, `${p}/k`);
+  // ESM-1b (absolute positions) has no rotary tables: q and k go in as projected.
+  const { rotary } = ctx;
+  const q = rotary ? applyRotary(g, pick(0, 'q'), rotary, d, `${p}/q`) : pick(0, 'q');
+  const k = rotary ? applyRotary(g, pick(1, 'k'), rotary, d, `${p}/k`) : pick(1, 'k');
   const v = pick(2, 'v');
 
   let scores = g.node('MatMul', [q, g.node('Transpose', [k], { attrs: { perm: [0, 1, 3, 2] } })], { prefix: `${p}/scores` });

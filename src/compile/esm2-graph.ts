@@ -36,7 +36,8 @@ export interface SequenceContext {
   positions: string;
   /** [B, T] int64 position ids (the fused rotary op's input). */
   positionIds: string;
-  rotary: RotaryTables;
+  /** ESM-2's rotary tables; null for a family with absolute positions (ESM-1b). */
+  rotary: RotaryTables | null;
 }
 
 export async function buildEsm2Graph(g: GraphBuilder, source: WeightSource, shape: Esm2Shape, opts: GraphOptions): Promise<void> {
@@ -63,6 +64,12 @@ export async function buildEsm2Graph(g: GraphBuilder, source: WeightSource, shap
 }
 
 async function sequenceContext(g: GraphBuilder, w: GraphWeights, shape: Esm2Shape, inputIds: string): Promise<SequenceContext> {
+  const ctx = paddingContext(g, shape, inputIds);
+  return { ...ctx, rotary: await rotaryTables(g, w, shape, ctx.positions) };
+}
+
+/** Everything in SequenceContext but position encodings (shared with esm1b-graph.ts). */
+export function paddingContext(g: GraphBuilder, shape: Esm2Shape, inputIds: string): Omit<SequenceContext, 'rotary'> {
   const isPad = g.node('Equal', [inputIds, g.scalar(shape.padTokenId, 'int64')], { prefix: 'is_pad' });
   const negInf = g.scalar(-Infinity);
   const zero = g.scalar(0);
@@ -73,12 +80,11 @@ async function sequenceContext(g: GraphBuilder, w: GraphWeights, shape: Esm2Shap
   const tokens = g.node('Gather', [g.node('Shape', [inputIds]), g.scalar(1, 'int64')], { prefix: 'num_tokens' });
   const positions = g.node('Range', [g.scalar(0, 'int64'), tokens, g.scalar(1, 'int64')], { prefix: 'positions' });
   const positionIds = g.node('Expand', [g.node('Unsqueeze', [positions, g.ints([0])]), g.node('Shape', [inputIds])], { prefix: 'position_ids' });
-  const rotary = await rotaryTables(g, w, shape, positions);
-  return { inputIds, keyPaddingBias, keyPaddingMask, positions, positionIds, rotary };
+  return { inputIds, keyPaddingBias, keyPaddingMask, positions, positionIds };
 }
 
 /** Token embeddings with token-dropout rescaling and padding rows zeroed (ESM2.forward). */
-async function embeddings(g: GraphBuilder, w: GraphWeights, shape: Esm2Shape, inputIds: string): Promise<string> {
+export async function embeddings(g: GraphBuilder, w: GraphWeights, shape: Esm2Shape, inputIds: string): Promise<string> {
   const E = shape.hiddenSize;
   const table = await w.float32('embeddings.word_embeddings.weight', [shape.vocabSize, E]);
   const x = g.node('Gather', [table, inputIds], { prefix: 'embed_tokens' });
@@ -97,7 +103,7 @@ async function embeddings(g: GraphBuilder, w: GraphWeights, shape: Esm2Shape, in
 }
 
 /** Pre-LayerNorm transformer block: x + attn(LN(x)), then x + fc2(gelu(fc1(LN(x)))). */
-async function transformerLayer(
+export async function transformerLayer(
   g: GraphBuilder,
   w: GraphWeights,
   shape: Esm2Shape,
@@ -123,7 +129,7 @@ async function transformerLayer(
 }
 
 /** LM head: dense → gelu → LayerNorm → tied decoder + bias. */
-async function lmHead(g: GraphBuilder, w: GraphWeights, shape: Esm2Shape, x: string): Promise<string> {
+export async function lmHead(g: GraphBuilder, w: GraphWeights, shape: Esm2Shape, x: string): Promise<string> {
   const E = shape.hiddenSize;
   const dense = await w.linear('lm_head.dense', [{ prefix: 'lm_head.dense' }], E, E);
   const h = gelu(g, w, g.node('Add', [g.node('MatMul', [toCompute(g, w, x), dense.weight]), dense.bias]));
@@ -148,7 +154,7 @@ export async function layerNorm(g: GraphBuilder, w: GraphWeights, x: string, pre
 }
 
 /** Exact erf GELU, as fair-esm's `gelu` (ORT fuses MatMul + bias + this into BiasGelu). */
-function gelu(g: GraphBuilder, w: GraphWeights, x: string): string {
+export function gelu(g: GraphBuilder, w: GraphWeights, x: string): string {
   const type = w.computeType;
   const erf = g.node('Erf', [g.node('Div', [x, g.scalar(Math.SQRT2, type)])]);
   return g.node('Mul', [g.node('Mul', [x, g.scalar(0.5, type)]), g.node('Add', [erf, g.scalar(1, type)])], { prefix: 'gelu' });

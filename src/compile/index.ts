@@ -6,8 +6,11 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Esm2Checkpoint } from '../model/checkpoint.js';
+import type { ModelFamily } from '../model/config.js';
 import { ExternalDataWriter } from './external-data.js';
-import { buildEsm2Graph, type Esm2Shape } from './esm2-graph.js';
+import { buildEsm2Graph, type Esm2Shape, type GraphOptions } from './esm2-graph.js';
+import { buildEsm1bGraph } from './esm1b-graph.js';
+import type { WeightSource } from './weights.js';
 import { GraphBuilder } from './onnx-graph.js';
 import { CONTRIB_DOMAIN } from './attention-fused.js';
 import { checkEntry, discardEntry, writeManifest } from './cache-entry.js';
@@ -26,8 +29,15 @@ export interface CompileOptions {
   onWarning?: (message: string) => void;
 }
 
+/** Each model family's forward pass (config.ts chooses the family from position_embedding_type). */
+const FAMILY_GRAPHS: Record<ModelFamily, (g: GraphBuilder, source: WeightSource, shape: Esm2Shape, opts: GraphOptions) => Promise<void>> = {
+  esm2: buildEsm2Graph,
+  esm1: buildEsm1bGraph,
+};
+
 export interface CompiledModel {
   onnxPath: string;
+  family: ModelFamily;
   variant: Variant;
   precision: Precision;
   fusedAttention: boolean;
@@ -73,6 +83,7 @@ export async function compileCheckpoint(checkpoint: Esm2Checkpoint, options: Com
   const finalDir = join(cacheDir, cacheKey);
   const describe = (compiled: boolean, compileMs: number): CompiledModel => ({
     onnxPath: join(finalDir, 'model.onnx'),
+    family: shape.family,
     variant: options.variant,
     precision: options.precision,
     fusedAttention,
@@ -107,14 +118,14 @@ export async function compileCheckpoint(checkpoint: Esm2Checkpoint, options: Com
     const data = new ExternalDataWriter(join(workDir, 'model.onnx.data'));
     const g = new GraphBuilder(data);
     try {
-      await buildEsm2Graph(g, checkpoint, shape, { variant: options.variant, computeType: options.precision === 'fp16' ? 'float16' : 'float32', fusedAttention });
+      await FAMILY_GRAPHS[shape.family](g, checkpoint, shape, { variant: options.variant, computeType: options.precision === 'fp16' ? 'float16' : 'float32', fusedAttention });
     } finally {
       data.close();
     }
     const bytes = g.encode({
-      graphName: `esm2_${options.variant}_${options.precision}`,
+      graphName: `${shape.family}_${options.variant}_${options.precision}`,
       opsets: { '': 17, [CONTRIB_DOMAIN]: 1 },
-      metadata: { checkpoint: checkpoint.dir, variant: options.variant, precision: options.precision },
+      metadata: { checkpoint: checkpoint.dir, family: shape.family, variant: options.variant, precision: options.precision },
     });
     await writeFile(join(workDir, 'model.onnx'), bytes);
     const compileMs = performance.now() - started;

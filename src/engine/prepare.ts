@@ -50,7 +50,8 @@ export async function prepareModel(opts: PrepareOptions): Promise<PreparedModel>
   const checkpoint = await loadCheckpoint(opts.modelDir);
   const compile = async (precision: Precision): Promise<DeviceGraphs> => {
     const compiled: CompiledModel[] = [];
-    for (const variant of opts.contacts ? (['default', 'contacts'] as const) : (['default'] as const)) {
+    // A checkpoint without a contact head gets no contacts graph (its requests for contacts are refused).
+    for (const variant of opts.contacts && checkpoint.hasContactHead ? (['default', 'contacts'] as const) : (['default'] as const)) {
       const onWarning = (message: string) => opts.log?.(message, 'warn');
       const model = await compileCheckpoint(checkpoint, { variant, precision, fusedAttention, cacheDir: opts.cacheDir, onWarning });
       opts.log?.(

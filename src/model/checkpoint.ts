@@ -15,6 +15,8 @@ export interface Esm2Checkpoint {
   readonly tokenizer: Tokenizer;
   /** True when every layer's rotary inv_freq comes from the checkpoint rather than being computed. */
   readonly hasStoredInvFreq: boolean;
+  /** False when the checkpoint has no contact_head.regression tensors: no contacts variant, contacts refused (422). */
+  readonly hasContactHead: boolean;
   /** Names accepted by `readTensor`, in module order. */
   readonly tensorNames: readonly string[];
   tensorShape(name: string): number[];
@@ -62,6 +64,7 @@ export async function loadCheckpoint(dir: string): Promise<Esm2Checkpoint> {
   const hasStoredInvFreq = Array.from({ length: config.numLayers }, (_, i) => invFreqName(i)).every(
     (n) => resolved.get(n)?.found !== undefined,
   );
+  const hasContactHead = resolved.has('contact_head.regression.weight');
   let fingerprint: Promise<string> | undefined;
 
   return {
@@ -69,6 +72,7 @@ export async function loadCheckpoint(dir: string): Promise<Esm2Checkpoint> {
     config,
     tokenizer,
     hasStoredInvFreq,
+    hasContactHead,
     tensorNames: [...resolved.keys()],
     tensorShape: (name) => [...lookup(name).shape],
     tensorDtype: (name) => (lookup(name).found?.location.entry.dtype as FloatDtype | undefined) ?? 'F32',
@@ -101,7 +105,11 @@ function resolveTensors(config: EsmConfig, weights: SafetensorsDir): Resolved {
   checkNoExtraLayers(config, weights); // first: a config/weights mismatch explains the shape errors that follow
   const resolved: Resolved = new Map();
   const searched = () => weights.files.map((f) => path.basename(f.path)).join(', ');
-  for (const spec of esm2TensorShapes(config)) {
+  const specs = esm2TensorShapes(config);
+  // No contact head at all is a checkpoint without contacts; half of one is a broken checkpoint.
+  const noContactHead = specs.filter((s) => s.contactHead).every((s) => !find(weights, s.name));
+  for (const spec of specs) {
+    if (spec.contactHead && noContactHead) continue;
     const found = find(weights, spec.name) ?? (spec.fallback ? find(weights, spec.fallback) : undefined);
     if (!found) {
       if (spec.optional) {

@@ -2,8 +2,19 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CheckpointError } from './errors.js';
 
-/** The subset of the HF `EsmConfig` that the ESM-2 forward pass depends on. */
+/**
+ * The model family, chosen by `position_embedding_type`: "rotary" is ESM-2, "absolute" is
+ * ESM-1b / ESM-1v (learned positions with the padding-index offset, compile/esm1b-graph.ts).
+ */
+export type ModelFamily = 'esm2' | 'esm1';
+
+export const FAMILY_NAMES: Readonly<Record<ModelFamily, string>> = { esm2: 'ESM-2', esm1: 'ESM-1b / ESM-1v' };
+
+/** The subset of the HF `EsmConfig` that the forward passes depend on. */
 export interface EsmConfig {
+  family: ModelFamily;
+  /** ESM-1b's LayerNorm on token + position embeddings before layer 1 (always false for ESM-2). */
+  embLayerNormBefore: boolean;
   hiddenSize: number;
   numLayers: number;
   numHeads: number;
@@ -52,15 +63,20 @@ export function parseEsmConfig(raw: unknown, file: string): EsmConfig {
     fail('is_folding_model', 'ESMFold checkpoints are not supported; use an ESM-2 language model checkpoint');
   }
   const positions = obj.position_embedding_type;
-  if (positions === undefined) fail('position_embedding_type', 'missing (ESM-2 requires "rotary")');
-  if (positions !== 'rotary') {
+  if (positions === undefined) fail('position_embedding_type', 'missing ("rotary" for ESM-2, "absolute" for ESM-1b/ESM-1v)');
+  if (positions !== 'rotary' && positions !== 'absolute') {
     fail(
       'position_embedding_type',
-      `expected "rotary", found ${JSON.stringify(positions)}; ESM-1b/ESM-1v use absolute positions and are not ESM-2`,
+      `expected "rotary" (ESM-2) or "absolute" (ESM-1b/ESM-1v), found ${JSON.stringify(positions)}`,
     );
   }
-  if (obj.emb_layer_norm_before === true) {
-    fail('emb_layer_norm_before', 'true is an ESM-1b-style embedding LayerNorm; ESM-2 has none (must be false)');
+  const family: ModelFamily = positions === 'absolute' ? 'esm1' : 'esm2';
+  const embLayerNormBefore = obj.emb_layer_norm_before;
+  if (embLayerNormBefore !== undefined && embLayerNormBefore !== null && typeof embLayerNormBefore !== 'boolean') {
+    fail('emb_layer_norm_before', `expected true or false, found ${JSON.stringify(embLayerNormBefore)}`);
+  }
+  if (family === 'esm2' && embLayerNormBefore === true) {
+    fail('emb_layer_norm_before', 'true is an ESM-1b-style embedding LayerNorm; ESM-2 (rotary) has none (must be false)');
   }
   if (obj.hidden_act !== undefined && obj.hidden_act !== 'gelu') {
     fail('hidden_act', `expected "gelu", found ${JSON.stringify(obj.hidden_act)}`);
@@ -78,8 +94,11 @@ export function parseEsmConfig(raw: unknown, file: string): EsmConfig {
   if (hiddenSize % numHeads !== 0) {
     fail('hidden_size', `${hiddenSize} is not divisible by num_attention_heads ${numHeads}`);
   }
-  if ((hiddenSize / numHeads) % 2 !== 0) {
+  if (family === 'esm2' && (hiddenSize / numHeads) % 2 !== 0) {
     fail('num_attention_heads', `head size ${hiddenSize}/${numHeads} = ${hiddenSize / numHeads} is odd; rotary embeddings need an even head size`);
+  }
+  if (family === 'esm1' && maxPositionEmbeddings < padTokenId + 4) {
+    fail('max_position_embeddings', `${maxPositionEmbeddings} leaves no room for a residue after the padding offset (pad_token_id ${padTokenId})`);
   }
   if (maskTokenId >= vocabSize) fail('mask_token_id', `${maskTokenId} is outside the vocabulary (vocab_size ${vocabSize})`);
   if (padTokenId >= vocabSize) fail('pad_token_id', `${padTokenId} is outside the vocabulary (vocab_size ${vocabSize})`);
@@ -96,6 +115,8 @@ export function parseEsmConfig(raw: unknown, file: string): EsmConfig {
   }
 
   return {
+    family,
+    embLayerNormBefore: embLayerNormBefore === true,
     hiddenSize,
     numLayers,
     numHeads,
@@ -107,6 +128,17 @@ export function parseEsmConfig(raw: unknown, file: string): EsmConfig {
     vocabSize,
     maxPositionEmbeddings,
   };
+}
+
+/**
+ * The most residues one sequence may have on this model, whatever MAX_SEQUENCE_LENGTH says:
+ * ESM-1b/1v's learned position table has `max_position_embeddings` rows, of which rows 0 … pad
+ * are never a token's (positions start at pad_token_id + 1, fair-esm's LearnedPositionalEmbedding),
+ * so cls + residues + eos ≤ max_position_embeddings − pad_token_id − 1 (1026 − 1 − 1 = 1024
+ * tokens, 1022 residues). ESM-2's rotary positions have no limit (Infinity).
+ */
+export function familyResidueLimit(config: EsmConfig): number {
+  return config.family === 'esm1' ? config.maxPositionEmbeddings - config.padTokenId - 1 - 2 : Infinity;
 }
 
 /** Reads and validates `<dir>/config.json`. */

@@ -11,18 +11,31 @@ export interface Esm2TensorSpec {
   optional?: boolean;
   /** Tensor used when this one is absent (the LM decoder is tied to the word embeddings). */
   fallback?: string;
+  /**
+   * The contact head's regression: a checkpoint may lack both tensors (no contact head, as
+   * EsmModel exports and later families), which turns contacts off, never one without the other.
+   */
+  contactHead?: boolean;
 }
 
 export const WORD_EMBEDDINGS = 'embeddings.word_embeddings.weight';
-/** Stored by HF checkpoints but unused by rotary models: ignored on load, written for fidelity. */
+/**
+ * ESM-1b/1v's learned position table. HF ESM-2 checkpoints store one too, unused by rotary models:
+ * ignored on load there, written by the random-checkpoint writer for fidelity.
+ */
 export const POSITION_EMBEDDINGS = 'embeddings.position_embeddings.weight';
+/** ESM-1b's LayerNorm on the embeddings (emb_layer_norm_before). */
+export const EMBEDDINGS_LAYER_NORM = 'embeddings.layer_norm';
 export const LM_DECODER = 'lm_head.decoder.weight';
 
 export function invFreqName(layer: number): string {
   return `encoder.layer.${layer}.attention.self.rotary_embeddings.inv_freq`;
 }
 
-/** Every tensor the ESM-2 forward pass (MLM head and contact head included) needs, in module order. */
+/**
+ * Every tensor the config's forward pass (MLM head and contact head included) needs, in module
+ * order: ESM-2's rotary inv_freq buffers, or ESM-1b/1v's position table and embedding LayerNorm.
+ */
 export function esm2TensorShapes(config: EsmConfig): Esm2TensorSpec[] {
   const E = config.hiddenSize;
   const I = config.intermediateSize;
@@ -34,12 +47,16 @@ export function esm2TensorShapes(config: EsmConfig): Esm2TensorSpec[] {
   const layerNorm = (prefix: string): void => {
     specs.push({ name: `${prefix}.weight`, shape: [E] }, { name: `${prefix}.bias`, shape: [E] });
   };
+  if (config.family === 'esm1') {
+    specs.push({ name: POSITION_EMBEDDINGS, shape: [config.maxPositionEmbeddings, E] });
+    if (config.embLayerNormBefore) layerNorm(EMBEDDINGS_LAYER_NORM);
+  }
   for (let i = 0; i < config.numLayers; i++) {
     const p = `encoder.layer.${i}`;
     linear(`${p}.attention.self.query`, E, E);
     linear(`${p}.attention.self.key`, E, E);
     linear(`${p}.attention.self.value`, E, E);
-    specs.push({ name: invFreqName(i), shape: [headDim(config) / 2], optional: true });
+    if (config.family === 'esm2') specs.push({ name: invFreqName(i), shape: [headDim(config) / 2], optional: true });
     linear(`${p}.attention.output.dense`, E, E);
     layerNorm(`${p}.attention.LayerNorm`);
     linear(`${p}.intermediate.dense`, I, E);
@@ -48,8 +65,8 @@ export function esm2TensorShapes(config: EsmConfig): Esm2TensorSpec[] {
   }
   layerNorm('encoder.emb_layer_norm_after');
   specs.push(
-    { name: 'contact_head.regression.weight', shape: [1, config.numLayers * config.numHeads] },
-    { name: 'contact_head.regression.bias', shape: [1] },
+    { name: 'contact_head.regression.weight', shape: [1, config.numLayers * config.numHeads], contactHead: true },
+    { name: 'contact_head.regression.bias', shape: [1], contactHead: true },
   );
   linear('lm_head.dense', E, E);
   layerNorm('lm_head.layer_norm');

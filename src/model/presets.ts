@@ -39,6 +39,8 @@ export function getPreset(name: string): Esm2Preset {
 
 /** Constants shared by every published ESM-2 config. */
 const ESM2_COMMON = {
+  family: 'esm2',
+  embLayerNormBefore: false,
   vocabSize: ESM2_VOCAB.length,
   maxPositionEmbeddings: 1026,
   layerNormEps: 1e-5,
@@ -64,7 +66,7 @@ export function hfConfigJson(config: EsmConfig, torchDtype: 'float32' | 'float16
     model_type: 'esm',
     attention_probs_dropout_prob: 0.0,
     classifier_dropout: null,
-    emb_layer_norm_before: false,
+    emb_layer_norm_before: config.embLayerNormBefore,
     esmfold_config: null,
     hidden_act: 'gelu',
     hidden_dropout_prob: 0.0,
@@ -78,7 +80,7 @@ export function hfConfigJson(config: EsmConfig, torchDtype: 'float32' | 'float16
     num_attention_heads: config.numHeads,
     num_hidden_layers: config.numLayers,
     pad_token_id: config.padTokenId,
-    position_embedding_type: 'rotary',
+    position_embedding_type: config.family === 'esm1' ? 'absolute' : 'rotary',
     token_dropout: config.tokenDropout,
     torch_dtype: torchDtype,
     use_cache: true,
@@ -90,5 +92,6 @@ export function hfConfigJson(config: EsmConfig, torchDtype: 'float32' | 'float16
 /** Parameter count as stored by HF (includes the unused position embeddings and the tied decoder copy). */
 export function storedParameterCount(config: EsmConfig): number {
   const required = esm2TensorShapes(config).reduce((sum, t) => sum + numel(t.shape), 0);
-  return required + config.maxPositionEmbeddings * config.hiddenSize;
+  // ESM-2 stores an unused position table; ESM-1b's is among the required tensors.
+  return required + (config.family === 'esm2' ? config.maxPositionEmbeddings * config.hiddenSize : 0);
 }

@@ -96,8 +96,11 @@ export async function writeRandomCheckpoint(options: RandomCheckpointOptions): P
 /** Every tensor an HF `EsmForMaskedLM` checkpoint stores, with its stored (prefixed) name, in module order. */
 export function hfTensorList(config: EsmConfig, dtype: 'F32' | 'F16' = 'F32'): TensorSpec[] {
   const specs = esm2TensorShapes(config).map((s) => ({ name: hfStoredName(s.name), dtype, shape: s.shape }));
-  const position = { name: hfStoredName(POSITION_EMBEDDINGS), dtype, shape: [config.maxPositionEmbeddings, config.hiddenSize] };
-  specs.splice(1, 0, position); // right after the word embeddings, as in the HF state dict
+  if (config.family === 'esm2') {
+    // Stored by HF ESM-2 checkpoints although rotary models never read it (ESM-1b's is in the list).
+    const position = { name: hfStoredName(POSITION_EMBEDDINGS), dtype, shape: [config.maxPositionEmbeddings, config.hiddenSize] };
+    specs.splice(1, 0, position); // right after the word embeddings, as in the HF state dict
+  }
   return specs;
 }
 

@@ -15,6 +15,7 @@ import type { Settings } from './settings.js';
 import { batchMemoryBound, type ModelDims } from '../contract/index.js';
 import type { ModelInference } from '../tasks/inference.js';
 import { ResultMemory } from '../tasks/cost.js';
+import { lengthLimit, type LengthLimit } from '../tasks/sequences.js';
 import type { Metrics } from './metrics.js';
 
 /** The batch-queue settings as the scheduler takes them (the server and the engine-only benchmark). */
@@ -46,7 +47,9 @@ export interface LoadedModel {
   /** The replicas' precision at start (each runs the one of the device it obtained); 'mixed' when they differ. */
   precision: Precision | 'mixed';
   devicesDescription: string;
-  /** Residues per window in truncation "window" mode (MAX_SEQUENCE_LENGTH). */
+  /** The most residues a sequence may have whole: MAX_SEQUENCE_LENGTH, or the family's limit where smaller (ESM-1b: 1022). */
+  lengthLimit: LengthLimit;
+  /** Residues per window in truncation "window" mode (lengthLimit.residues). */
   windowSize: number;
   /** Masked log-probability matrices of recently scored proteins (variant scores, PLL). */
   maskedCache: MaskedLogProbCache;
@@ -173,10 +176,11 @@ export class ServingRuntime {
       m.retriedSequences.inc({ reason }, sequences);
     });
     scheduler.on('dropped', ({ reason, sequences }: DropReport) => m.droppedSequences.inc({ reason }, sequences));
+    const limit = lengthLimit(dims, settings.maxSequenceLength);
     const inference: ModelInference = {
       scheduler,
       dims,
-      windowSize: settings.maxSequenceLength,
+      windowSize: limit.residues,
       inFlightBatches: Math.max(1, pool.size) + 1,
     };
     return {
@@ -185,7 +189,8 @@ export class ServingRuntime {
       scheduler,
       precision: precisionOf(pool.replicaInfo()) ?? prepared.precision,
       devicesDescription: devices.description,
-      windowSize: settings.maxSequenceLength,
+      lengthLimit: limit,
+      windowSize: limit.residues,
       maskedCache: new MaskedLogProbCache(),
       inference,
       resultMemory: new ResultMemory(settings.maxResultBytesInFlight),

@@ -2,6 +2,7 @@
 // FASTA record sent as a sequence is said to be one); and what to do with sequences longer than
 // ESM-2's trained length (`truncation`).
 import { SequenceError, type Tokenizer } from '../model/tokenizer.js';
+import { FAMILY_NAMES, familyResidueLimit, type EsmConfig } from '../model/config.js';
 import { InputError } from './errors.js';
 
 export const TRUNCATION_MODES = ['error', 'truncate', 'window'] as const;
@@ -31,7 +32,29 @@ export function fastaHeaderIn(sequence: string): string | undefined {
   return chars.length > SHOWN_HEADER_CHARS ? `${chars.slice(0, SHOWN_HEADER_CHARS).join('').trimEnd()}…` : header;
 }
 
-export function encodeSequence(tokenizer: Tokenizer, sequence: string, field: string, maxLength: number, truncation: Truncation = 'error'): EncodedSequence {
+/** The most residues a sequence may have whole, and why, when the model's own limit is the smaller. */
+export interface LengthLimit {
+  residues: number;
+  /** Set when the model family's limit is below MAX_SEQUENCE_LENGTH (ESM-1b/1v's 1022). */
+  reason?: string;
+}
+
+/**
+ * MAX_SEQUENCE_LENGTH, or the model family's hard limit where that is smaller: ESM-1b/1v's learned
+ * position table has no row for a 1023rd residue, so no setting may let one run whole; windows
+ * (truncation "window") are this many residues too.
+ */
+export function lengthLimit(config: EsmConfig, maxSequenceLength: number): LengthLimit {
+  const family = familyResidueLimit(config);
+  if (family >= maxSequenceLength) return { residues: maxSequenceLength };
+  return {
+    residues: family,
+    reason: `${FAMILY_NAMES[config.family]}'s limit: its learned position table (max_position_embeddings ${config.maxPositionEmbeddings}) holds ${family} residues plus cls and eos, whatever MAX_SEQUENCE_LENGTH (${maxSequenceLength}) says`,
+  };
+}
+
+export function encodeSequence(tokenizer: Tokenizer, sequence: string, field: string, limit: number | LengthLimit, truncation: Truncation = 'error'): EncodedSequence {
+  const { residues: maxLength, reason } = typeof limit === 'number' ? { residues: limit, reason: undefined } : limit;
   if (sequence.trim().length === 0) throw new InputError(field, 'must not be empty (no residues given)');
   const header = fastaHeaderIn(sequence);
   if (header !== undefined) {
@@ -51,7 +74,7 @@ export function encodeSequence(tokenizer: Tokenizer, sequence: string, field: st
   if (length <= maxLength) return { tokens, length, originalLength: length, truncated: false };
   switch (truncation) {
     case 'error':
-      throw new InputError(field, `sequence has ${length} residues; the maximum sequence length is ${maxLength} (or send truncation "truncate" or "window")`);
+      throw new InputError(field, `sequence has ${length} residues; the maximum sequence length is ${maxLength}${reason ? ` (${reason})` : ''} (or send truncation "truncate" or "window")`);
     case 'truncate': {
       const cut = new Int32Array(maxLength + 2);
       cut.set(tokens.subarray(0, maxLength + 1));

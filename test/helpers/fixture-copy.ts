@@ -3,7 +3,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
 import { SafetensorsFile, writeSafetensors, type FloatDtype, type TensorToWrite } from '../../src/model/safetensors.js';
-import { fixtureModelDir } from './paths.js';
+import { fixtureModelDirOf, type GoldenFixture } from './paths.js';
 import { tempDir } from './temp-dir.js';
 
 export const FIXTURE_TEXT_FILES = ['config.json', 'vocab.txt', 'tokenizer_config.json', 'special_tokens_map.json'];
@@ -15,8 +15,8 @@ export interface FixtureTensor {
 }
 
 /** Every tensor of the fixture with its stored (HF) name, in file order. */
-export async function readFixtureTensors(): Promise<FixtureTensor[]> {
-  const file = await SafetensorsFile.open(path.join(fixtureModelDir, 'model.safetensors'));
+export async function readFixtureTensors(fixture: GoldenFixture = 'esm2_tiny'): Promise<FixtureTensor[]> {
+  const file = await SafetensorsFile.open(path.join(fixtureModelDirOf(fixture), 'model.safetensors'));
   try {
     const out: FixtureTensor[] = [];
     for (const [name, entry] of file.tensors) out.push({ name, shape: [...entry.shape], data: await file.readFloat32(name) });
@@ -32,11 +32,14 @@ export interface CopyOptions {
   dtype?: FloatDtype;
   /** Write the text files only (the caller writes weights). */
   noWeights?: boolean;
+  /** Which golden fixture to copy (default ESM-2's). */
+  fixture?: GoldenFixture;
 }
 
 /** Copies the fixture into a fresh temp dir; weights are byte-identical unless edited or re-typed. */
 export async function copyFixture(t: TestContext, options: CopyOptions = {}): Promise<string> {
   const dir = await tempDir(t);
+  const fixtureModelDir = fixtureModelDirOf(options.fixture ?? 'esm2_tiny');
   for (const name of FIXTURE_TEXT_FILES) {
     await writeFile(path.join(dir, name), await readFile(path.join(fixtureModelDir, name)));
   }
@@ -46,7 +49,7 @@ export async function copyFixture(t: TestContext, options: CopyOptions = {}): Pr
     await writeFile(target, await readFile(path.join(fixtureModelDir, 'model.safetensors')));
     return dir;
   }
-  let tensors = await readFixtureTensors();
+  let tensors = await readFixtureTensors(options.fixture);
   if (options.edit) tensors = options.edit(tensors);
   await writeSafetensors(target, toWritable(tensors, options.dtype ?? 'F32'), { format: 'pt' });
   return dir;

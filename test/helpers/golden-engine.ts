@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startLocalEngine, type LocalEngine } from '../../src/cli/local-engine.js';
 import type { Infer } from '../../src/tasks/inference.js';
-import { fixtureModelDir } from './paths.js';
+import { fixtureModelDirOf, type GoldenFixture } from './paths.js';
 
 export interface GoldenEngine {
   engine: LocalEngine;
@@ -17,9 +17,9 @@ export interface GoldenEngine {
   close(): Promise<void>;
 }
 
-export async function startGoldenEngine(toksPerBatch = 4096): Promise<GoldenEngine> {
+export async function startGoldenEngine(toksPerBatch = 4096, fixture: GoldenFixture = 'esm2_tiny'): Promise<GoldenEngine> {
   const cacheDir = await mkdtemp(join(tmpdir(), 'esm2-tasks-'));
-  const engine = await startLocalEngine({ modelDir: fixtureModelDir, cacheDir, toksPerBatch, threads: 1 });
+  const engine = await startLocalEngine({ modelDir: fixtureModelDirOf(fixture), cacheDir, toksPerBatch, threads: 1 });
   const calls: number[] = [];
   return {
     engine,

@@ -14,7 +14,16 @@ function findRepoRoot(start: string): string {
 }
 
 export const repoRoot = findRepoRoot(path.dirname(fileURLToPath(import.meta.url)));
-/** The golden ESM-2 tiny fixture (checkpoint + fair-esm's outputs), kept in the repository (test/fixtures/golden/README.md). */
-export const goldenDir = path.join(repoRoot, 'test/fixtures/golden/esm2_tiny');
-/** The HF-layout checkpoint inside the golden fixture. */
-export const fixtureModelDir = path.join(goldenDir, 'model');
+/** The golden fixtures kept in the repository (test/fixtures/golden/README.md). */
+export type GoldenFixture = 'esm2_tiny' | 'esm1b_tiny';
+/** A golden fixture's directory (checkpoint + fair-esm's outputs). */
+export function goldenDirOf(fixture: GoldenFixture): string {
+  return path.join(repoRoot, 'test/fixtures/golden', fixture);
+}
+/** The HF-layout checkpoint inside a golden fixture. */
+export function fixtureModelDirOf(fixture: GoldenFixture): string {
+  return path.join(goldenDirOf(fixture), 'model');
+}
+/** The golden ESM-2 tiny fixture, the default of every helper. */
+export const goldenDir = goldenDirOf('esm2_tiny');
+export const fixtureModelDir = fixtureModelDirOf('esm2_tiny');

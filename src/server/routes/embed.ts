@@ -5,7 +5,7 @@ import { safetensorsStream } from '../../model/safetensors.js';
 import { JsonTensor, jsonStream } from '../streamed-body.js';
 import { encodeSequence } from '../../tasks/sequences.js';
 import { InputError } from '../../tasks/errors.js';
-import { embedJson, embedSafetensorsEntries, embedTensors, embedWant, resolveReprLayers, type EmbedSpec } from '../../tasks/embed.js';
+import { embedJson, embedSafetensorsEntries, embedTensors, embedWant, NO_CONTACT_HEAD, resolveReprLayers, type EmbedSpec } from '../../tasks/embed.js';
 import { ErrorResponse, embedBody } from '../schemas.js';
 import type { ServingRuntime } from '../runtime.js';
 import { admit, readyModel } from './common.js';
@@ -41,7 +41,8 @@ export const embedRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime }>
         throw new InputError('repr_layers', (err as Error).message);
       }
       const spec: EmbedSpec = { include: body.include, layers };
-      const encoded = body.sequences.map((s, i) => encodeSequence(tokenizer, s, `sequences[${i}]`, settings.maxSequenceLength, body.truncation));
+      if (spec.include.includes('contacts') && !model.checkpoint.hasContactHead) throw new InputError('include', NO_CONTACT_HEAD);
+      const encoded = body.sequences.map((s, i) => encodeSequence(tokenizer, s, `sequences[${i}]`, model.lengthLimit, body.truncation));
       const want = embedWant(spec);
       const safetensors = request.headers.accept?.includes(SAFETENSORS) === true;
       const cost = embedCost(config, model.windowSize, encoded.map((e) => e.length), want, safetensors ? 'safetensors' : 'json');

@@ -34,7 +34,7 @@ export const predictRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime 
     async (request, reply) => {
       const model = readyModel(runtime);
       const body = request.body;
-      const encoded = encodeSequence(model.checkpoint.tokenizer, body.sequence, 'sequence', settings.maxSequenceLength, body.truncation);
+      const encoded = encodeSequence(model.checkpoint.tokenizer, body.sequence, 'sequence', model.lengthLimit, body.truncation);
       const want = { mean: [model.checkpoint.config.numLayers] };
       const admitted = admit(runtime, model, request, reply, embedCost(model.checkpoint.config, model.windowSize, [encoded.length], want, 'json'));
       const [outcome] = await admitted.run((inference) => inference.sequences([{ encoded }], want));
@@ -52,7 +52,7 @@ export const predictRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime 
     async (request, reply) => {
       const model = readyModel(runtime);
       const body = request.body;
-      const encoded = body.sequences.map((s, i) => encodeSequence(model.checkpoint.tokenizer, s, `sequences[${i}]`, settings.maxSequenceLength, body.truncation));
+      const encoded = body.sequences.map((s, i) => encodeSequence(model.checkpoint.tokenizer, s, `sequences[${i}]`, model.lengthLimit, body.truncation));
       const want = { mean: [model.checkpoint.config.numLayers] };
       const up = Array.from({ length: model.pool.size }, (_, i) => i).filter((i) => model.pool.isUp(i));
       const plan = distribute(encoded.map((e) => e.tokens.length), Math.max(1, up.length), settings.distributionStrategy);

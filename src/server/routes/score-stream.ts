@@ -27,7 +27,6 @@ export function sseEvent(event: string, data: unknown): string {
 }
 
 export const scoreStreamRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime }> = async (app, { runtime }) => {
-  const { settings } = runtime;
   app.post(
     '/v1/score/stream',
     {
@@ -49,7 +48,7 @@ export const scoreStreamRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRunt
       const model = readyModel(runtime);
       const body = request.body;
       const { tokenizer } = model.checkpoint;
-      const encoded = encodeSequence(tokenizer, body.sequence, 'sequence', settings.maxSequenceLength, body.truncation);
+      const encoded = encodeSequence(tokenizer, body.sequence, 'sequence', model.lengthLimit, body.truncation);
       const L = encoded.length;
       const cost =
         body.method === 'masked_marginal'

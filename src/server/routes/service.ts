@@ -2,6 +2,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { precisionOf, type ServingRuntime } from '../runtime.js';
 import { settingsInForce } from '../settings.js';
+import { FAMILY_NAMES } from '../../model/config.js';
 import { healthVerdict, livenessVerdict } from '../health.js';
 import type { PoolReplicaInfo } from '../../engine/pool.js';
 
@@ -71,11 +72,18 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime;
       name: runtime.modelName,
       source: runtime.source,
       state: runtime.state,
+      // The model family config.json's position_embedding_type chose: "esm2" (rotary) or "esm1" (absolute, ESM-1b/ESM-1v).
+      family: config?.family ?? null,
+      family_name: config ? FAMILY_NAMES[config.family] : null,
+      // What this checkpoint serves: contacts only with a contact head (contact_head.regression tensors).
+      tasks: model ? ['embed', 'logits', ...(model.checkpoint.hasContactHead ? ['contacts'] : []), 'fill-mask', 'score', 'scan', 'pll'] : null,
       layers: config?.numLayers ?? null,
       hidden_size: config?.hiddenSize ?? null,
       attention_heads: config?.numHeads ?? null,
       vocabulary: model ? [...model.checkpoint.tokenizer.vocab] : null,
-      max_sequence_length: runtime.settings.maxSequenceLength,
+      // MAX_SEQUENCE_LENGTH, or the family's hard limit where smaller (ESM-1b/1v: 1022); windows are this long too.
+      max_sequence_length: model?.lengthLimit.residues ?? runtime.settings.maxSequenceLength,
+      max_sequence_length_reason: model?.lengthLimit.reason ?? null,
       // Each replica's precision is that of the device it obtained; this one is theirs ('mixed' when they differ).
       precision: precisionOf(replicas()) ?? model?.precision ?? null,
       devices: replicas().map(deviceInfo),

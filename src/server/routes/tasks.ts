@@ -53,7 +53,7 @@ export const taskRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime }> 
       const model = readyModel(runtime);
       const body = request.body;
       if ((body.mutations === undefined) === (body.scan !== true)) throw new InputError('mutations', 'give either "mutations" or "scan": true');
-      const encoded = encodeSequence(model.checkpoint.tokenizer, body.sequence, 'sequence', settings.maxSequenceLength, body.truncation);
+      const encoded = encodeSequence(model.checkpoint.tokenizer, body.sequence, 'sequence', model.lengthLimit, body.truncation);
       const L = encoded.length;
       const answers = body.scan ? L * 20 : body.mutations!.length;
       const cost =
@@ -89,7 +89,7 @@ export const taskRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime }> 
     async (request, reply) => {
       const model = readyModel(runtime);
       const body = request.body;
-      const encoded = body.sequences.map((s, i) => encodeSequence(model.checkpoint.tokenizer, s, `sequences[${i}]`, settings.maxSequenceLength, body.truncation));
+      const encoded = body.sequences.map((s, i) => encodeSequence(model.checkpoint.tokenizer, s, `sequences[${i}]`, model.lengthLimit, body.truncation));
       const vocabSize = model.checkpoint.tokenizer.vocab.length;
       const perSequence = encoded.map((e) => ({ residues: e.length, positions: e.length }));
       const answers = encoded.reduce((n, e) => n + (body.per_position ? e.length : 0) + 2, 0);
@@ -124,7 +124,7 @@ export const taskRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime }> 
     async (request, reply) => {
       const model = readyModel(runtime);
       const body = request.body;
-      const encoded = encodeSequence(model.checkpoint.tokenizer, body.sequence, 'sequence', settings.maxSequenceLength, body.truncation);
+      const encoded = encodeSequence(model.checkpoint.tokenizer, body.sequence, 'sequence', model.lengthLimit, body.truncation);
       const cost = embedCost(model.checkpoint.config, model.windowSize, [encoded.length], { logits: true }, 'json');
       const predictions = await admit(runtime, model, request, reply, { ...cost, responseFloats: 0 }).run((inference) =>
         fillMask(inference.infer, model.checkpoint.tokenizer, encoded.tokens, body.top_k),

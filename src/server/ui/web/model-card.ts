@@ -7,6 +7,8 @@ export interface ModelInfo {
   name: string;
   source: string;
   state: string;
+  /** "ESM-2" or "ESM-1b / ESM-1v" once the model is loaded. */
+  family_name: string | null;
   layers: number | null;
   hidden_size: number | null;
   attention_heads: number | null;
@@ -30,9 +32,10 @@ export function renderModelCard(info: ModelInfo): void {
   const rows: [string, string][] = [
     ['model', info.name],
     ['source', info.source],
+    ['family', info.family_name ?? 'loading'],
     ['shape', info.layers === null ? 'loading' : `${info.layers} layers, ${info.hidden_size} hidden, ${info.attention_heads} heads`],
     ['precision', info.precision ?? '—'],
-    ['max residues', String(info.max_sequence_length)],
+    ['max residues', String(info.max_sequence_length)], // the family's limit where smaller (ESM-1b: 1022)
     ['devices', info.devices_description ? `${info.devices_description} — ${devices}` : devices],
   ];
   facts.replaceChildren(...rows.flatMap(([term, value]) => [h('dt', {}, term), h('dd', { 'data-fact': term }, value)]));
