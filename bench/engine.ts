@@ -58,7 +58,7 @@ for (const preset of opts.presets.split(',')) {
   const tokens = proteins.map((p) => checkpoint.tokenizer.encode(p));
   const counts = tokens.map((t) => t.length);
   const flops = tokens.reduce((sum, t) => sum + esm2ForwardFlops(checkpoint.config, t.length), 0);
-  const ours: number[] = [];
+  const ours: [string, number][] = [];
   for (const batching of opts.batching.split(','))
   for (const attention of opts.attention.split(',')) {
     const batches = batching === 'tight' ? tightBatches(counts, Number(opts.toksPerBatch)) : tokenBudgetBatches(counts, Number(opts.toksPerBatch));
@@ -90,13 +90,14 @@ for (const preset of opts.presets.split(',')) {
       '% of MatMul': ((100 * gflops) / matmul).toFixed(0),
     });
     console.log(rows.at(-1));
-    ours.push(residues / seconds);
+    ours.push([`${attention}, ${batching}`, residues / seconds]);
   }
   await checkpoint.close();
   if (peer && !peerSkip) {
     const theirs = await runPeer(peer, { preset, threads, sequences: Number(opts.sequences), toksPerBatch: Number(opts.toksPerBatch) });
-    const best = Math.max(...ours);
-    peerRows.push({ model: preset, 'ours residues/s (best row)': Math.round(best), 'peer residues/s': Math.round(theirs.residuesPerS), 'ours / peer': (best / theirs.residuesPerS).toFixed(2), peer: `fair-esm, torch ${theirs.torch}, ${theirs.threads} threads` });
+    const row: Record<string, string | number> = { model: preset, 'peer residues/s': Math.round(theirs.residuesPerS), peer: `fair-esm, torch ${theirs.torch}, ${theirs.threads} threads` };
+    for (const [label, rate] of ours) row[`ours (${label}) / peer`] = `${Math.round(rate)} / ${Math.round(theirs.residuesPerS)} = ${(rate / theirs.residuesPerS).toFixed(2)}`;
+    peerRows.push(row);
     console.log(peerRows.at(-1));
   }
 }

@@ -21,7 +21,7 @@ export function paddingShare(tokenCounts: readonly number[], batches: readonly (
  * padded tokens + `batchCost` per batch (dynamic programming, O(n²)). Greedy filling from the
  * shortest lets one batch span 30 … 200 residues; this one closes a batch before a long jump.
  */
-export function tightBatches(lengths: readonly number[], maxTokens: number, batchCost = 512): number[][] {
+export function tightBatches(lengths: readonly number[], maxTokens: number, batchCost = 256): number[][] {
   const order = lengths.map((_, i) => i).sort((a, b) => lengths[a] - lengths[b] || a - b);
   const n = order.length;
   const best = new Float64Array(n + 1).fill(Infinity);
