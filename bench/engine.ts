@@ -13,7 +13,7 @@ import { tokenBudgetBatches } from '../src/scheduler/token-budget.js';
 import { lognormalLengths, randomProteins } from './workload.js';
 import { matmulGflops, median } from './matmul.js';
 import { paddingShare, tightBatches } from './padding.js';
-import { peerConfig, peerMissing, runPeer } from './peer.js';
+import { peerConfig, peerMissing, peerPreset, runPeer } from './peer.js';
 
 const program = new Command('bench:engine')
   .option('--presets <names>', 'comma-separated presets', 'esm2_t6_8M_UR50D,esm2_t12_35M_UR50D,esm2_t30_150M_UR50D')
@@ -30,6 +30,7 @@ const program = new Command('bench:engine')
 const opts = program.opts<{ presets: string; sequences: string; toksPerBatch: string; repeats: string; attention: string; batching: string; threads: string; cache: string; peer?: boolean; json?: boolean }>();
 
 const threads = Number(opts.threads);
+for (const kind of opts.batching.split(',')) if (kind !== 'budget' && kind !== 'tight') throw new Error(`--batching takes budget and/or tight, got "${kind}"`);
 const lengths = lognormalLengths(Number(opts.sequences), 1);
 const proteins = randomProteins(lengths, 1);
 const residues = lengths.reduce((a, b) => a + b, 0);
@@ -93,7 +94,8 @@ for (const preset of opts.presets.split(',')) {
     ours.push([`${attention}, ${batching}`, residues / seconds]);
   }
   await checkpoint.close();
-  if (peer && !peerSkip) {
+  if (peer && !peerSkip && !peerPreset(preset)) console.log(`peer skipped for ${preset}: peer_bench.py has no such shape`);
+  else if (peer && !peerSkip) {
     const theirs = await runPeer(peer, { preset, threads, sequences: Number(opts.sequences), toksPerBatch: Number(opts.toksPerBatch) });
     const row: Record<string, string | number> = { model: preset, 'peer residues/s': Math.round(theirs.residuesPerS), peer: `fair-esm, torch ${theirs.torch}, ${theirs.threads} threads` };
     for (const [label, rate] of ours) row[`ours (${label}) / peer`] = `${Math.round(rate)} / ${Math.round(theirs.residuesPerS)} = ${(rate / theirs.residuesPerS).toFixed(2)}`;
