@@ -12,6 +12,8 @@ import { Replica } from '../src/engine/replica.js';
 import { tokenBudgetBatches } from '../src/scheduler/token-budget.js';
 import { lognormalLengths, randomProteins } from './workload.js';
 import { matmulGflops, median } from './matmul.js';
+import { paddingShare, tightBatches } from './padding.js';
+import { peerConfig, peerMissing, peerPreset, runPeer } from './peer.js';
 
 const program = new Command('bench:engine')
   .option('--presets <names>', 'comma-separated presets', 'esm2_t6_8M_UR50D,esm2_t12_35M_UR50D,esm2_t30_150M_UR50D')
@@ -21,11 +23,14 @@ const program = new Command('bench:engine')
   .option('--attention <kinds>', 'fused,plain', 'fused,plain')
   .option('--threads <n>', 'ORT intra-op threads', String(availableParallelism()))
   .option('--cache <dir>', 'where random checkpoints and compiled graphs go', join(process.cwd(), 'bench', '.cache'))
+  .option('--batching <kinds>', 'budget (tokenBudgetBatches, greedy), tight (least padding under the same budget)', 'budget')
+  .option('--peer', 'then run the original implementation on the same shape (bench/peer.ts) and print the ratio')
   .option('--json', 'also print the rows as JSON')
   .parse();
-const opts = program.opts<{ presets: string; sequences: string; toksPerBatch: string; repeats: string; attention: string; threads: string; cache: string; json?: boolean }>();
+const opts = program.opts<{ presets: string; sequences: string; toksPerBatch: string; repeats: string; attention: string; batching: string; threads: string; cache: string; peer?: boolean; json?: boolean }>();
 
 const threads = Number(opts.threads);
+for (const kind of opts.batching.split(',')) if (kind !== 'budget' && kind !== 'tight') throw new Error(`--batching takes budget and/or tight, got "${kind}"`);
 const lengths = lognormalLengths(Number(opts.sequences), 1);
 const proteins = randomProteins(lengths, 1);
 const residues = lengths.reduce((a, b) => a + b, 0);
@@ -42,15 +47,22 @@ for (const [m, k, n] of matmulShapes) {
 const matmul = Math.max(...matmulRates);
 console.log(`reference MatMul rate: ${matmul.toFixed(1)} GFLOP/s`);
 
+const peer = opts.peer ? peerConfig() : undefined;
+const peerSkip = peer && (await peerMissing(peer));
+if (peerSkip) console.log(`peer skipped: ${peerSkip}`);
 const rows: Record<string, string | number>[] = [];
+const peerRows: Record<string, string | number>[] = [];
 for (const preset of opts.presets.split(',')) {
   const dir = join(opts.cache, 'checkpoints', preset);
   if (!existsSync(join(dir, 'config.json'))) await writeRandomCheckpoint({ preset, outDir: dir, seed: 1 });
   const checkpoint = await loadCheckpoint(dir);
   const tokens = proteins.map((p) => checkpoint.tokenizer.encode(p));
-  const batches = tokenBudgetBatches(tokens.map((t) => t.length), Number(opts.toksPerBatch));
+  const counts = tokens.map((t) => t.length);
   const flops = tokens.reduce((sum, t) => sum + esm2ForwardFlops(checkpoint.config, t.length), 0);
+  const ours: [string, number][] = [];
+  for (const batching of opts.batching.split(','))
   for (const attention of opts.attention.split(',')) {
+    const batches = batching === 'tight' ? tightBatches(counts, Number(opts.toksPerBatch)) : tokenBudgetBatches(counts, Number(opts.toksPerBatch));
     const compiled = await compileCheckpoint(checkpoint, { variant: 'default', precision: 'fp32', fusedAttention: attention === 'fused', cacheDir: join(opts.cache, 'compiled') });
     const replica = await Replica.start({ device: 'cpu', models: { default: compiled.onnxPath }, intraOpNumThreads: threads });
     const last = checkpoint.config.numLayers;
@@ -70,16 +82,28 @@ for (const preset of opts.presets.split(',')) {
     rows.push({
       model: preset,
       attention,
+      batching,
       batches: batches.length,
+      'padding %': (100 * paddingShare(counts, batches)).toFixed(1),
       'seconds (median)': seconds.toFixed(2),
       'residues/s': Math.round(residues / seconds),
       'model GFLOP/s': gflops.toFixed(1),
       '% of MatMul': ((100 * gflops) / matmul).toFixed(0),
     });
     console.log(rows.at(-1));
+    ours.push([`${attention}, ${batching}`, residues / seconds]);
   }
   await checkpoint.close();
+  if (peer && !peerSkip && !peerPreset(preset)) console.log(`peer skipped for ${preset}: peer_bench.py has no such shape`);
+  else if (peer && !peerSkip) {
+    const theirs = await runPeer(peer, { preset, threads, sequences: Number(opts.sequences), toksPerBatch: Number(opts.toksPerBatch) });
+    const row: Record<string, string | number> = { model: preset, 'peer residues/s': Math.round(theirs.residuesPerS), peer: `fair-esm, torch ${theirs.torch}, ${theirs.threads} threads` };
+    for (const [label, rate] of ours) row[`ours (${label}) / peer`] = `${Math.round(rate)} / ${Math.round(theirs.residuesPerS)} = ${(rate / theirs.residuesPerS).toFixed(2)}`;
+    peerRows.push(row);
+    console.log(peerRows.at(-1));
+  }
 }
 console.log();
 console.table(rows);
-if (opts.json) console.log(JSON.stringify({ matmulGflops: Object.fromEntries(matmulShapes.map((shape, i) => [shape.join('x'), matmulRates[i]])), reference: matmul, threads, rows }, null, 2));
+if (peerRows.length) console.table(peerRows);
+if (opts.json) console.log(JSON.stringify({ matmulGflops: Object.fromEntries(matmulShapes.map((shape, i) => [shape.join('x'), matmulRates[i]])), reference: matmul, threads, rows, peer: peerRows }, null, 2));
