@@ -39,7 +39,7 @@ async function checkVariant(options: CompileOptions, batched: boolean) {
     assert.equal(rows[i].length, c.num_tokens, `${c.id}: token count`);
     for (const [quantity, actual] of Object.entries(results[i])) {
       const err = relativeError(actual, await goldenTensor(c.id, quantity));
-      const tolerance = TOLERANCE[options.precision];
+      const tolerance = TOLERANCE[options.precision as keyof typeof TOLERANCE];
       assert.ok(err <= tolerance, `${c.id}.${quantity}: relative error ${err.toExponential(2)} > ${tolerance}`);
     }
     assert.equal(Object.keys(results[i]).length, options.variant === 'contacts' ? 4 : 3);

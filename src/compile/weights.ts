@@ -9,12 +9,40 @@ export interface WeightSource {
 }
 
 export type ComputeType = 'float32' | 'float16';
+/** How Linear weights are stored: in the compute type, or int8 per output channel (dynamic quantization, float32 activations). */
+export type LinearWeights = 'compute' | 'int8';
+
+/**
+ * Largest magnitude of a quantized weight. 127 would use all of int8, but x86 without VNNI multiplies
+ * u8 activations by s8 weights with vpmaddubsw, whose int16 pair sums saturate past 32767
+ * (255·127·2 = 64770): 7-bit weights (|q| ≤ 63, 255·63·2 = 32130) cannot saturate — ORT's
+ * own quantizer calls this reduce_range. Measured on the fixture: 127 gives mean-embedding cosine
+ * 0.952 against fp32, 63 gives 0.99988 (docs/performance.md).
+ */
+export const INT8_WEIGHT_MAX = 63;
+
+/** Symmetric per-column quantization of a [rows, cols] row-major matrix: q = round(w / scale), scale = max|w[:, c]| / max. */
+export function quantizePerColumn(values: Float32Array, rows: number, cols: number, max = INT8_WEIGHT_MAX): { q: Int8Array; scale: Float32Array } {
+  const absMax = new Float32Array(cols);
+  for (let r = 0; r < rows; r++) {
+    const row = r * cols;
+    for (let c = 0; c < cols; c++) absMax[c] = Math.max(absMax[c], Math.abs(values[row + c]));
+  }
+  const scale = Float32Array.from(absMax, (m) => (m > 0 ? m / max : 1));
+  const q = new Int8Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const row = r * cols;
+    for (let c = 0; c < cols; c++) q[row + c] = Math.max(-max, Math.min(max, Math.round(values[row + c] / scale[c])));
+  }
+  return { q, scale };
+}
 
 export class GraphWeights {
   constructor(
     private readonly g: GraphBuilder,
     private readonly source: WeightSource,
     readonly computeType: ComputeType,
+    readonly linearWeights: LinearWeights = 'compute',
   ) {}
 
   read(name: string): Promise<Float32Array> {
@@ -36,12 +64,15 @@ export class GraphWeights {
   /**
    * A Linear layer's weight [out, in] as a MatMul operand [in, out], optionally several Linear
    * layers side by side (fused q/k/v) and scaled row-wise per part (q's 1/sqrt(head_dim)).
+   * With int8 linear weights (unless `keepFloat`), the weight is an int8 matrix with per-column
+   * scales that MatMul turns into DynamicQuantizeMatMul (GraphBuilder.quantizedOperand).
    */
   async linear(
     graphName: string,
     parts: { prefix: string; scale?: number }[],
     inFeatures: number,
     outFeatures: number,
+    opts: { keepFloat?: boolean } = {},
   ): Promise<{ weight: string; bias: string }> {
     const width = outFeatures * parts.length;
     const weightT = new Float32Array(inFeatures * width);
@@ -56,6 +87,16 @@ export class GraphWeights {
         for (let i = 0; i < inFeatures; i++) weightT[i * width + column + o] = w[row + i] * scale;
         bias[column + o] = b[o] * scale;
       }
+    }
+    if (this.linearWeights === 'int8' && !opts.keepFloat) {
+      const { q, scale } = quantizePerColumn(weightT, inFeatures, width);
+      const biasName = await this.float32(`${graphName}.bias`, [width], bias);
+      const weight = this.g.quantizedOperand(`${graphName}.weight`, {
+        weight: this.g.weight(`${graphName}.weight_int8`, 'int8', [inFeatures, width], q),
+        scale: this.g.weight(`${graphName}.weight_scale`, 'float32', [width], scale),
+        bias: biasName,
+      });
+      return { weight, bias: biasName };
     }
     return {
       weight: await this.compute(`${graphName}.weight`, [inFeatures, width], weightT),
