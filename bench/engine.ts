@@ -7,7 +7,7 @@ import { Command } from 'commander';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { writeRandomCheckpoint } from '../src/model/random-checkpoint.js';
 import { esm2ForwardFlops } from '../src/model/flops.js';
-import { compileCheckpoint } from '../src/compile/index.js';
+import { compileCheckpoint, type Precision } from '../src/compile/index.js';
 import { Replica } from '../src/engine/replica.js';
 import { tokenBudgetBatches } from '../src/scheduler/token-budget.js';
 import { lognormalLengths, randomProteins } from './workload.js';
@@ -19,11 +19,12 @@ const program = new Command('bench:engine')
   .option('--toks-per-batch <n>', 'padded-token budget of a batch', '4096')
   .option('--repeats <n>', 'timed passes over the workload (median reported)', '3')
   .option('--attention <kinds>', 'fused,plain', 'fused,plain')
+  .option('--precisions <list>', 'fp32,int8 (int8 rows also give their speed-up over fp32)', 'fp32')
   .option('--threads <n>', 'ORT intra-op threads', String(availableParallelism()))
   .option('--cache <dir>', 'where random checkpoints and compiled graphs go', join(process.cwd(), 'bench', '.cache'))
   .option('--json', 'also print the rows as JSON')
   .parse();
-const opts = program.opts<{ presets: string; sequences: string; toksPerBatch: string; repeats: string; attention: string; threads: string; cache: string; json?: boolean }>();
+const opts = program.opts<{ presets: string; sequences: string; toksPerBatch: string; repeats: string; attention: string; precisions: string; threads: string; cache: string; json?: boolean }>();
 
 const threads = Number(opts.threads);
 const lengths = lognormalLengths(Number(opts.sequences), 1);
@@ -50,8 +51,8 @@ for (const preset of opts.presets.split(',')) {
   const tokens = proteins.map((p) => checkpoint.tokenizer.encode(p));
   const batches = tokenBudgetBatches(tokens.map((t) => t.length), Number(opts.toksPerBatch));
   const flops = tokens.reduce((sum, t) => sum + esm2ForwardFlops(checkpoint.config, t.length), 0);
-  for (const attention of opts.attention.split(',')) {
-    const compiled = await compileCheckpoint(checkpoint, { variant: 'default', precision: 'fp32', fusedAttention: attention === 'fused', cacheDir: join(opts.cache, 'compiled') });
+  for (const attention of opts.attention.split(',')) for (const precision of opts.precisions.split(',') as Precision[]) {
+    const compiled = await compileCheckpoint(checkpoint, { variant: 'default', precision, fusedAttention: attention === 'fused', cacheDir: join(opts.cache, 'compiled') });
     const replica = await Replica.start({ device: 'cpu', models: { default: compiled.onnxPath }, intraOpNumThreads: threads });
     const last = checkpoint.config.numLayers;
     const runAll = async () => {
@@ -67,14 +68,17 @@ for (const preset of opts.presets.split(',')) {
     await replica.close();
     const seconds = median(times);
     const gflops = flops / seconds / 1e9;
+    const fp32 = rows.find((r) => r.model === preset && r.attention === attention && r.precision === 'fp32');
     rows.push({
       model: preset,
       attention,
+      precision,
       batches: batches.length,
       'seconds (median)': seconds.toFixed(2),
       'residues/s': Math.round(residues / seconds),
       'model GFLOP/s': gflops.toFixed(1),
       '% of MatMul': ((100 * gflops) / matmul).toFixed(0),
+      ...(opts.precisions.includes(',') ? { 'vs fp32': fp32 && precision !== 'fp32' ? `${(Number(fp32['seconds (median)']) / seconds).toFixed(2)}×` : '' } : {}),
     });
     console.log(rows.at(-1));
   }
