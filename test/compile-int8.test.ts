@@ -12,6 +12,8 @@ import { compileCheckpoint } from '../src/compile/index.js';
 import { INT8_WEIGHT_MAX, quantizePerColumn } from '../src/compile/weights.js';
 import { checkPrecisionForDevice } from '../src/engine/prepare.js';
 import { loadSettings } from '../src/server/settings.js';
+import { buildApp } from '../src/server/app.js';
+import { startTestServer } from './helpers/server.js';
 import { startLocalEngine } from '../src/cli/local-engine.js';
 import { compareSequence, cosine, relativeError, spearman } from '../src/tasks/precision-compare.js';
 import { runGoldenRows } from './helpers/run-graph.js';
@@ -136,4 +138,17 @@ test('Spearman: ties get their average rank', () => {
   assert.equal(spearman([1, 2, 3, 4], [10, 20, 30, 40]), 1);
   assert.equal(spearman([1, 2, 3, 4], [4, 3, 2, 1]), -1);
   assert.ok(Math.abs(spearman([1, 1, 2, 3], [1, 2, 3, 4]) - 0.9486832980505138) < 1e-12);
+});
+
+test('PRECISION=int8 serves: /v1/models reports int8 per replica; with a GPU device start-up fails with one line', async (t) => {
+  const server = await startTestServer({ PRECISION: 'int8' });
+  t.after(() => server.close());
+  const models = (await (await fetch(`${server.url}/v1/models`)).json()) as { precision: string; devices: { device: string; precision: string }[] };
+  assert.equal(models.precision, 'int8');
+  assert.deepEqual(models.devices.map((d) => [d.device, d.precision]), [['cpu', 'int8']]);
+
+  const settings = loadSettings({ MODEL_NAME: fixtureModelDir, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'silent', DEVICES: 'cuda:0', PRECISION: 'int8' });
+  const { app, runtime } = await buildApp(settings, { version: 'test', logger: false });
+  t.after(() => app.close());
+  await assert.rejects(runtime.start(), /^Error: precision int8 runs on cpu only .*cuda:0/);
 });
