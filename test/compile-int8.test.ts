@@ -14,6 +14,12 @@ import { checkPrecisionForDevice } from '../src/engine/prepare.js';
 import { loadSettings } from '../src/server/settings.js';
 import { buildApp } from '../src/server/app.js';
 import { startTestServer } from './helpers/server.js';
+import { execFile } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { SafetensorsFile } from '../src/model/safetensors.js';
+import { repoRoot } from './helpers/paths.js';
+import { tempDir } from './helpers/temp-dir.js';
 import { startLocalEngine } from '../src/cli/local-engine.js';
 import { compareSequence, cosine, relativeError, spearman } from '../src/tasks/precision-compare.js';
 import { runGoldenRows } from './helpers/run-graph.js';
@@ -151,4 +157,27 @@ test('PRECISION=int8 serves: /v1/models reports int8 per replica; with a GPU dev
   const { app, runtime } = await buildApp(settings, { version: 'test', logger: false });
   t.after(() => app.close());
   await assert.rejects(runtime.start(), /^Error: precision int8 runs on cpu only .*cuda:0/);
+});
+
+const esm2 = (args: string[], cache: string) =>
+  promisify(execFile)(process.execPath, [join(repoRoot, 'bin', 'esm2.js'), ...args], { env: { ...process.env, ESM2_COMPILE_CACHE: cache } });
+
+test('esm2 embed --precision int8 records int8; esm2 compare prints the figures against fp32 (table and --json)', async (t) => {
+  const dir = await tempDir(t);
+  const fasta = join(dir, 'two.fasta');
+  await writeFile(fasta, '>p1\nMKTVRQERLKSIVRILERSKEPVSGAQL\n>p2\nMSGSHHHHHHSSGLVPRGSH\n');
+  const output = join(dir, 'int8.safetensors');
+  await esm2(['embed', '--model', fixtureModelDir, '--input', fasta, '--output', output, '--precision', 'int8', '--no-progress'], cacheDir);
+  const file = await SafetensorsFile.open(output);
+  t.after(() => file.close());
+  assert.equal(file.metadata.precision, 'int8');
+
+  const table = await esm2(['compare', '--model', fixtureModelDir, '--input', fasta, '--threads', '1'], cacheDir);
+  assert.match(table.stdout, /int8 on cpu against fp32 on cpu/);
+  assert.match(table.stdout, /^worst\s+2\s+48\s+0\.99\d+/m);
+  const { stdout } = await esm2(['compare', '--model', fixtureModelDir, '--input', fasta, '--threads', '1', '--json', '--no-masked'], cacheDir);
+  const json = JSON.parse(stdout) as { precision: string; sequences: { id: string; meanCosine: number; dmsSpearman?: number }[]; worst: { meanCosine: number } };
+  assert.equal(json.precision, 'int8');
+  assert.deepEqual(json.sequences.map((r) => [r.id, r.dmsSpearman]), [['p1', undefined], ['p2', undefined]]);
+  assert.ok(json.worst.meanCosine >= MIN_MEAN_COSINE);
 });
