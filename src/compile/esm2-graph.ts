@@ -110,13 +110,16 @@ async function transformerLayer(
   fused: boolean,
 ): Promise<string> {
   const prefix = `encoder.layer.${layer}`;
-  const normed = toCompute(g, w, await layerNorm(g, w, x, `${prefix}.attention.LayerNorm`, shape));
+  const self = `${prefix}.attention.self`;
+  const qkvSmoothing = await smoothing(w, `${prefix}.attention.LayerNorm`, `${self}.qkv`, [`${self}.query`, `${self}.key`, `${self}.value`], shape.hiddenSize);
+  const normed = toCompute(g, w, await layerNorm(g, w, x, `${prefix}.attention.LayerNorm`, shape, qkvSmoothing));
   const attention = fused
     ? await fusedSelfAttention(g, w, shape, ctx, normed, layer)
     : await plainSelfAttention(g, w, shape, ctx, normed, layer, contacts);
   const afterAttention = g.node('Add', [x, toFloat32(g, w, attention)], { prefix: `layer${layer}/residual_attn` });
 
-  const normed2 = toCompute(g, w, await layerNorm(g, w, afterAttention, `${prefix}.LayerNorm`, shape));
+  const fc1Smoothing = await smoothing(w, `${prefix}.LayerNorm`, `${prefix}.intermediate.dense`, [`${prefix}.intermediate.dense`], shape.hiddenSize);
+  const normed2 = toCompute(g, w, await layerNorm(g, w, afterAttention, `${prefix}.LayerNorm`, shape, fc1Smoothing));
   const fc1 = await w.linear(`${prefix}.intermediate.dense`, [{ prefix: `${prefix}.intermediate.dense` }], shape.hiddenSize, shape.intermediateSize);
   const hidden = gelu(g, w, g.node('Add', [g.node('MatMul', [normed2, fc1.weight]), fc1.bias]));
   const fc2 = await w.linear(`${prefix}.output.dense`, [{ prefix: `${prefix}.output.dense` }], shape.intermediateSize, shape.hiddenSize);
@@ -140,11 +143,37 @@ async function lmHead(g: GraphBuilder, w: GraphWeights, shape: Esm2Shape, x: str
   return g.node('Add', [decoded, await w.float32('lm_head.bias', [shape.vocabSize])], { prefix: 'lm_head/logits' });
 }
 
-/** LayerNormalization in float32 (stash_type 1) over the last axis. */
-export async function layerNorm(g: GraphBuilder, w: GraphWeights, x: string, prefix: string, shape: Esm2Shape): Promise<string> {
+/**
+ * SmoothQuant's migration (Xiao et al. 2023) with the activation range read off the LayerNorm
+ * instead of calibration data: LN output channel j is about |γ_j| + |β_j| in size, so channels a
+ * checkpoint made large (outlier channels) would take the whole per-tensor activation range. The LN
+ * is divided by s_j and the next Linear's input row j multiplied by it (the same function), with
+ * s_j = sqrt(a_j / w_j) (α = 0.5; w_j = the row's largest |weight|). Only for int8 Linears;
+ * undefined (nothing changes) otherwise.
+ */
+async function smoothing(w: GraphWeights, lnPrefix: string, linearName: string, linearPrefixes: string[], E: number): Promise<Float32Array | undefined> {
+  if (w.linearWeights !== 'int8') return undefined;
+  const gamma = await w.read(`${lnPrefix}.weight`);
+  const beta = await w.read(`${lnPrefix}.bias`);
+  const weightMax = new Float32Array(E);
+  for (const prefix of linearPrefixes) {
+    const weight = await w.read(`${prefix}.weight`); // [out, in]
+    for (let o = 0; o < weight.length / E; o++) for (let i = 0; i < E; i++) weightMax[i] = Math.max(weightMax[i], Math.abs(weight[o * E + i]));
+  }
+  const act = Float32Array.from(gamma, (g, j) => Math.abs(g) + Math.abs(beta[j]));
+  const floorA = Math.max(...act) * 1e-3;
+  const floorW = Math.max(...weightMax) * 1e-3;
+  const s = Float32Array.from(act, (a, j) => Math.sqrt(Math.max(a, floorA) / Math.max(weightMax[j], floorW)));
+  w.scaleInputs(linearName, s);
+  return s;
+}
+
+/** LayerNormalization in float32 (stash_type 1) over the last axis; γ and β divided by `divisor` when given. */
+export async function layerNorm(g: GraphBuilder, w: GraphWeights, x: string, prefix: string, shape: Esm2Shape, divisor?: Float32Array): Promise<string> {
   const E = shape.hiddenSize;
-  const gamma = await w.float32(`${prefix}.weight`, [E]);
-  const beta = await w.float32(`${prefix}.bias`, [E]);
+  const divide = async (name: string) => (divisor ? Float32Array.from(await w.read(name), (v, j) => v / divisor[j]) : undefined);
+  const gamma = await w.float32(`${prefix}.weight`, [E], await divide(`${prefix}.weight`));
+  const beta = await w.float32(`${prefix}.bias`, [E], await divide(`${prefix}.bias`));
   return g.node('LayerNormalization', [x, gamma, beta], {
     attrs: { axis: -1, epsilon: { float: shape.layerNormEps }, stash_type: 1 },
     prefix: `${prefix}/out`,

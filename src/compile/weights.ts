@@ -38,12 +38,20 @@ export function quantizePerColumn(values: Float32Array, rows: number, cols: numb
 }
 
 export class GraphWeights {
+  /** Per-input-feature factors a Linear's weight rows are multiplied by (smoothing, see esm2-graph.ts), by graph name. */
+  private readonly inputScales = new Map<string, Float32Array>();
+
   constructor(
     private readonly g: GraphBuilder,
     private readonly source: WeightSource,
     readonly computeType: ComputeType,
     readonly linearWeights: LinearWeights = 'compute',
   ) {}
+
+  /** The next `linear(graphName, …)` multiplies input feature i of its weight by `scale[i]`. */
+  scaleInputs(graphName: string, scale: Float32Array): void {
+    this.inputScales.set(graphName, scale);
+  }
 
   read(name: string): Promise<Float32Array> {
     return this.source.readTensor(name);
@@ -81,10 +89,11 @@ export class GraphWeights {
       const w = await this.read(`${part.prefix}.weight`);
       const b = await this.read(`${part.prefix}.bias`);
       const scale = part.scale ?? 1;
+      const inputScale = this.inputScales.get(graphName);
       const column = p * outFeatures;
       for (let o = 0; o < outFeatures; o++) {
         const row = o * inFeatures;
-        for (let i = 0; i < inFeatures; i++) weightT[i * width + column + o] = w[row + i] * scale;
+        for (let i = 0; i < inFeatures; i++) weightT[i * width + column + o] = w[row + i] * scale * (inputScale ? inputScale[i] : 1);
         bias[column + o] = b[o] * scale;
       }
     }
