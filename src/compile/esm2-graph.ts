@@ -24,6 +24,9 @@ export interface GraphOptions {
   fusedAttention: boolean;
 }
 
+/** An int8 Linear's input channel whose LayerNorm scale |γ| + |β| exceeds this many times the median runs in float32. */
+const OUTLIER_FACTOR = 6;
+
 /** fair-esm's token dropout: the training mask ratio 0.15 × 0.8. */
 const MASK_RATIO_TRAIN = 0.15 * 0.8;
 
@@ -161,6 +164,9 @@ async function smoothing(w: GraphWeights, lnPrefix: string, linearName: string, 
     for (let o = 0; o < weight.length / E; o++) for (let i = 0; i < E; i++) weightMax[i] = Math.max(weightMax[i], Math.abs(weight[o * E + i]));
   }
   const act = Float32Array.from(gamma, (g, j) => Math.abs(g) + Math.abs(beta[j]));
+  // Channels far above the rest (published checkpoints have a few, 20–100×) run in float32 instead.
+  const median = [...act].sort((a, b) => a - b)[act.length >> 1];
+  w.keepInputsFloat(linearName, [...act.keys()].filter((j) => act[j] > OUTLIER_FACTOR * median));
   const floorA = Math.max(...act) * 1e-3;
   const floorW = Math.max(...weightMax) * 1e-3;
   const s = Float32Array.from(act, (a, j) => Math.sqrt(Math.max(a, floorA) / Math.max(weightMax[j], floorW)));

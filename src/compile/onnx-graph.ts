@@ -33,6 +33,8 @@ export interface QuantizedOperand {
   scale: string;
   /** float32 [out]: `Add(MatMul(x, name), bias)` right after becomes the op's own bias input. */
   bias?: string;
+  /** Input features kept in float32: x·mask goes through int8, Gather(x, indices)·weight beside it. */
+  outliers?: { indices: string; weight: string; mask: string };
 }
 
 /** A dimension: a fixed size or a symbolic name such as "batch". */
@@ -89,8 +91,14 @@ export class GraphBuilder {
   ): string {
     const q = opType === 'MatMul' && inputs.length === 2 ? this.quantized.get(inputs[1]) : undefined;
     if (q) {
-      const out = this.node('DynamicQuantizeMatMul', [inputs[0], q.weight, q.scale], { ...opts, domain: 'com.microsoft' });
-      if (q.bias) this.biasable.set(out, { node: this.nodes[this.nodes.length - 1], bias: q.bias });
+      const o = q.outliers;
+      const a = o ? this.node('Mul', [inputs[0], o.mask], { prefix: `${opts.prefix ?? 'matmul'}/int8_features` }) : inputs[0];
+      const quantized = this.node('DynamicQuantizeMatMul', [a, q.weight, q.scale], { ...(o ? { prefix: opts.prefix } : opts), domain: 'com.microsoft' });
+      const node = this.nodes[this.nodes.length - 1];
+      const out = o
+        ? this.node('Add', [quantized, this.node('MatMul', [this.node('Gather', [inputs[0], o.indices], { attrs: { axis: -1 } }), o.weight])], opts)
+        : quantized;
+      if (q.bias) this.biasable.set(out, { node, bias: q.bias });
       return out;
     }
     const pending = opType === 'Add' && inputs.length === 2 && !opts.outputs ? this.biasable.get(inputs[0]) : undefined;

@@ -53,6 +53,13 @@ export class GraphWeights {
     this.inputScales.set(graphName, scale);
   }
 
+  /** Input features of `graphName` computed in float32 beside the int8 product (outlier channels, see esm2-graph.ts). */
+  private readonly floatInputs = new Map<string, number[]>();
+
+  keepInputsFloat(graphName: string, features: number[]): void {
+    if (features.length) this.floatInputs.set(graphName, features);
+  }
+
   read(name: string): Promise<Float32Array> {
     return this.source.readTensor(name);
   }
@@ -98,12 +105,31 @@ export class GraphWeights {
       }
     }
     if (this.linearWeights === 'int8' && !opts.keepFloat) {
+      // Outlier input features: their rows leave the int8 matrix (zeroed, so they set no column's
+      // scale) for a float32 [k, out] product of those features alone (LLM.int8()'s decomposition).
+      const floatInputs = this.floatInputs.get(graphName);
+      let outliers;
+      if (floatInputs) {
+        const rows = new Float32Array(floatInputs.length * width);
+        const mask = new Float32Array(inFeatures).fill(1);
+        for (const [r, i] of floatInputs.entries()) {
+          rows.set(weightT.subarray(i * width, (i + 1) * width), r * width);
+          weightT.fill(0, i * width, (i + 1) * width);
+          mask[i] = 0;
+        }
+        outliers = {
+          indices: this.g.constant(`${graphName}.outlier_features`, 'int64', [floatInputs.length], floatInputs),
+          weight: this.g.weight(`${graphName}.outlier_weight`, 'float32', [floatInputs.length, width], rows),
+          mask: this.g.weight(`${graphName}.outlier_mask`, 'float32', [inFeatures], mask),
+        };
+      }
       const { q, scale } = quantizePerColumn(weightT, inFeatures, width);
       const biasName = await this.float32(`${graphName}.bias`, [width], bias);
       const weight = this.g.quantizedOperand(`${graphName}.weight`, {
         weight: this.g.weight(`${graphName}.weight_int8`, 'int8', [inFeatures, width], q),
         scale: this.g.weight(`${graphName}.weight_scale`, 'float32', [width], scale),
         bias: biasName,
+        ...(outliers ? { outliers } : {}),
       });
       return { weight, bias: biasName };
     }
