@@ -7,7 +7,7 @@ import { Command } from 'commander';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { writeRandomCheckpoint } from '../src/model/random-checkpoint.js';
 import { esm2ForwardFlops } from '../src/model/flops.js';
-import { compileCheckpoint } from '../src/compile/index.js';
+import { compileCheckpoint, type Precision } from '../src/compile/index.js';
 import { Replica } from '../src/engine/replica.js';
 import { tokenBudgetBatches } from '../src/scheduler/token-budget.js';
 import { lognormalLengths, randomProteins } from './workload.js';
@@ -21,13 +21,14 @@ const program = new Command('bench:engine')
   .option('--toks-per-batch <n>', 'padded-token budget of a batch', '4096')
   .option('--repeats <n>', 'timed passes over the workload (median reported)', '3')
   .option('--attention <kinds>', 'fused,plain', 'fused,plain')
+  .option('--precisions <list>', 'fp32,int8 (int8 rows also give their speed-up over fp32)', 'fp32')
   .option('--threads <n>', 'ORT intra-op threads', String(availableParallelism()))
   .option('--cache <dir>', 'where random checkpoints and compiled graphs go', join(process.cwd(), 'bench', '.cache'))
   .option('--batching <kinds>', 'budget (tokenBudgetBatches, greedy), tight (least padding under the same budget)', 'budget')
   .option('--peer', 'then run the original implementation on the same shape (bench/peer.ts) and print the ratio')
   .option('--json', 'also print the rows as JSON')
   .parse();
-const opts = program.opts<{ presets: string; sequences: string; toksPerBatch: string; repeats: string; attention: string; batching: string; threads: string; cache: string; peer?: boolean; json?: boolean }>();
+const opts = program.opts<{ presets: string; sequences: string; toksPerBatch: string; repeats: string; attention: string; batching: string; precisions: string; threads: string; cache: string; peer?: boolean; json?: boolean }>();
 
 const threads = Number(opts.threads);
 for (const kind of opts.batching.split(',')) if (kind !== 'budget' && kind !== 'tight') throw new Error(`--batching takes budget and/or tight, got "${kind}"`);
@@ -61,9 +62,9 @@ for (const preset of opts.presets.split(',')) {
   const flops = tokens.reduce((sum, t) => sum + esm2ForwardFlops(checkpoint.config, t.length), 0);
   const ours: [string, number][] = [];
   for (const batching of opts.batching.split(','))
-  for (const attention of opts.attention.split(',')) {
+  for (const attention of opts.attention.split(',')) for (const precision of opts.precisions.split(',') as Precision[]) {
     const batches = batching === 'tight' ? tightBatches(counts, Number(opts.toksPerBatch)) : tokenBudgetBatches(counts, Number(opts.toksPerBatch));
-    const compiled = await compileCheckpoint(checkpoint, { variant: 'default', precision: 'fp32', fusedAttention: attention === 'fused', cacheDir: join(opts.cache, 'compiled') });
+    const compiled = await compileCheckpoint(checkpoint, { variant: 'default', precision, fusedAttention: attention === 'fused', cacheDir: join(opts.cache, 'compiled') });
     const replica = await Replica.start({ device: 'cpu', models: { default: compiled.onnxPath }, intraOpNumThreads: threads });
     const last = checkpoint.config.numLayers;
     const runAll = async () => {
@@ -79,19 +80,22 @@ for (const preset of opts.presets.split(',')) {
     await replica.close();
     const seconds = median(times);
     const gflops = flops / seconds / 1e9;
+    const fp32 = rows.find((r) => r.model === preset && r.attention === attention && r.batching === batching && r.precision === 'fp32');
     rows.push({
       model: preset,
       attention,
       batching,
+      precision,
       batches: batches.length,
       'padding %': (100 * paddingShare(counts, batches)).toFixed(1),
       'seconds (median)': seconds.toFixed(2),
       'residues/s': Math.round(residues / seconds),
       'model GFLOP/s': gflops.toFixed(1),
       '% of MatMul': ((100 * gflops) / matmul).toFixed(0),
+      ...(opts.precisions.includes(',') ? { 'vs fp32': fp32 && precision !== 'fp32' ? `${(Number(fp32['seconds (median)']) / seconds).toFixed(2)}×` : '' } : {}),
     });
     console.log(rows.at(-1));
-    ours.push([`${attention}, ${batching}`, residues / seconds]);
+    ours.push([`${attention}, ${batching}, ${precision}`, residues / seconds]);
   }
   await checkpoint.close();
   if (peer && !peerSkip && !peerPreset(preset)) console.log(`peer skipped for ${preset}: peer_bench.py has no such shape`);

@@ -43,7 +43,7 @@ for (const fixture of ['esm2_tiny', 'esm1b_tiny'] as GoldenFixture[]) {
         assert.equal(rows[i].length, c.num_tokens, `${c.id}: token count`);
         for (const [quantity, actual] of Object.entries(results[i])) {
           const err = relativeError(actual, await goldenTensor(c.id, quantity, fixture));
-          const tolerance = TOLERANCE[options.precision];
+          const tolerance = TOLERANCE[options.precision as keyof typeof TOLERANCE];
           if (process.env.GOLDEN_REPORT) console.log(`${fixture} ${options.variant}/${options.precision}/${options.fusedAttention ?? true} ${batched ? 'batch' : 'single'} ${c.id}.${quantity} ${err.toExponential(2)}`);
           assert.ok(err <= tolerance, `${c.id}.${quantity}: relative error ${err.toExponential(2)} > ${tolerance}`);
         }

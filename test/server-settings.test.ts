@@ -118,7 +118,7 @@ const BAD_VALUES: Record<string, string[]> = {
   BATCH_QUEUE_MAX_WAIT_MS: ['-1', '5ms'],
   BATCH_QUEUE_MAX_SIZE: ['0', ' '],
   DEVICES: ['gpu', 'cpu:0', 'cuda:0,,1', ''],
-  PRECISION: ['bf16', 'int8'],
+  PRECISION: ['bf16', 'int4'],
   MAX_BATCH_TOKENS: ['0', 'lots', '99999999999999999999'],
   DISTRIBUTION_STRATEGY: ['random'],
   MAX_QUEUED_TOKENS: ['0', '1.0'],

@@ -9,6 +9,10 @@ import { NO_CONTACT_HEAD, resolveReprLayers } from '../tasks/embed.js';
 import { formatBytes } from './init-random.js';
 import { startLocalEngine } from './local-engine.js';
 import { ReplicaError } from '../engine/errors.js';
+import type { Precision } from '../compile/index.js';
+
+/** --precision's choices (int8: cpu only). */
+export const PRECISION_CHOICES = ['auto', 'fp32', 'fp16', 'int8'] as const;
 
 interface EmbedOptions {
   model: string;
@@ -18,7 +22,7 @@ interface EmbedOptions {
   reprLayers: number[];
   toksPerBatch: number;
   device: string;
-  precision: 'auto' | 'fp32' | 'fp16';
+  precision: 'auto' | Precision;
   threads: number;
   progress: boolean;
   cpuFallback: boolean;
@@ -67,7 +71,7 @@ export function registerEmbed(program: Command): void {
     .option('--repr-layers <layers>', 'layers, comma-separated (0 = embeddings, -1 = last)', parseIntList, [-1])
     .option('--toks-per-batch <n>', 'padded-token budget of one batch', parsePositiveInt, 4096)
     .option('--device <spec>', 'cpu, cuda:N, tensorrt:N or webgpu', 'cpu')
-    .addOption(new Option('--precision <p>', 'graph precision').choices(['auto', 'fp32', 'fp16']).default('auto'))
+    .addOption(new Option('--precision <p>', 'graph precision (int8: cpu only)').choices(PRECISION_CHOICES).default('auto'))
     .option('--no-cpu-fallback', 'fail when the --device GPU is unusable, rather than run on cpu')
     .option('--threads <n>', 'CPU threads for inference', parsePositiveInt, availableParallelism())
     .option('--no-progress', 'no progress bar')

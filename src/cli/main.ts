@@ -6,6 +6,7 @@ import { registerEmbed } from './embed.js';
 import { registerScore } from './score.js';
 import { registerPll } from './pll.js';
 import { registerPull } from './pull.js';
+import { registerCompare } from './compare.js';
 import { serve, wantsStack } from '../server/serve.js';
 
 // Compiled to dist/src/cli/main.js, three levels below the package root.
@@ -18,6 +19,7 @@ registerEmbed(program);
 registerScore(program);
 registerPll(program);
 registerPull(program);
+registerCompare(program);
 
 program
   .command('serve')

@@ -12,7 +12,7 @@ import { EMBEDDINGS_LAYER_NORM, POSITION_EMBEDDINGS } from '../model/esm2-tensor
 
 export async function buildEsm1bGraph(g: GraphBuilder, source: WeightSource, shape: Esm2Shape, opts: GraphOptions): Promise<void> {
   if (shape.family !== 'esm1') throw new Error(`buildEsm1bGraph: an ${shape.family} config`);
-  const w = new GraphWeights(g, source, opts.computeType);
+  const w = new GraphWeights(g, source, opts.computeType, opts.linearWeights);
   const inputIds = g.input('input_ids', 'int64', ['batch', 'tokens']);
   const ctx: SequenceContext = { ...paddingContext(g, shape, inputIds), rotary: null };
 

@@ -2,7 +2,7 @@
 // The residual stream, LayerNorms and softmax stay in float32; MatMuls run in the compute type.
 import type { EsmConfig } from '../model/config.js';
 import type { GraphBuilder } from './onnx-graph.js';
-import type { ComputeType, WeightSource } from './weights.js';
+import type { ComputeType, LinearWeights, WeightSource } from './weights.js';
 import { GraphWeights } from './weights.js';
 import { plainSelfAttention, rotaryTables, type RotaryTables } from './attention.js';
 import { fusedSelfAttention } from './attention-fused.js';
@@ -18,9 +18,14 @@ export interface GraphOptions {
   /** 'contacts' adds the contact head (needs explicit attention probabilities). */
   variant: 'default' | 'contacts';
   computeType: ComputeType;
+  /** int8: every Linear of the encoder quantized (DynamicQuantizeMatMul); the LM head stays in the compute type. */
+  linearWeights?: LinearWeights;
   /** Use ORT contrib ops (RotaryEmbedding, MultiHeadAttention) where no probabilities are needed. */
   fusedAttention: boolean;
 }
+
+/** An int8 Linear's input channel whose LayerNorm scale |γ| + |β| exceeds this many times the median runs in float32. */
+const OUTLIER_FACTOR = 6;
 
 /** fair-esm's token dropout: the training mask ratio 0.15 × 0.8. */
 const MASK_RATIO_TRAIN = 0.15 * 0.8;
@@ -41,7 +46,7 @@ export interface SequenceContext {
 }
 
 export async function buildEsm2Graph(g: GraphBuilder, source: WeightSource, shape: Esm2Shape, opts: GraphOptions): Promise<void> {
-  const w = new GraphWeights(g, source, opts.computeType);
+  const w = new GraphWeights(g, source, opts.computeType, opts.linearWeights);
   const inputIds = g.input('input_ids', 'int64', ['batch', 'tokens']);
   const ctx = await sequenceContext(g, w, shape, inputIds);
 
@@ -114,13 +119,16 @@ export async function transformerLayer(
   fused: boolean,
 ): Promise<string> {
   const prefix = `encoder.layer.${layer}`;
-  const normed = toCompute(g, w, await layerNorm(g, w, x, `${prefix}.attention.LayerNorm`, shape));
+  const self = `${prefix}.attention.self`;
+  const qkvSmoothing = await smoothing(w, `${prefix}.attention.LayerNorm`, `${self}.qkv`, [`${self}.query`, `${self}.key`, `${self}.value`], shape.hiddenSize);
+  const normed = toCompute(g, w, await layerNorm(g, w, x, `${prefix}.attention.LayerNorm`, shape, qkvSmoothing));
   const attention = fused
     ? await fusedSelfAttention(g, w, shape, ctx, normed, layer)
     : await plainSelfAttention(g, w, shape, ctx, normed, layer, contacts);
   const afterAttention = g.node('Add', [x, toFloat32(g, w, attention)], { prefix: `layer${layer}/residual_attn` });
 
-  const normed2 = toCompute(g, w, await layerNorm(g, w, afterAttention, `${prefix}.LayerNorm`, shape));
+  const fc1Smoothing = await smoothing(w, `${prefix}.LayerNorm`, `${prefix}.intermediate.dense`, [`${prefix}.intermediate.dense`], shape.hiddenSize);
+  const normed2 = toCompute(g, w, await layerNorm(g, w, afterAttention, `${prefix}.LayerNorm`, shape, fc1Smoothing));
   const fc1 = await w.linear(`${prefix}.intermediate.dense`, [{ prefix: `${prefix}.intermediate.dense` }], shape.hiddenSize, shape.intermediateSize);
   const hidden = gelu(g, w, g.node('Add', [g.node('MatMul', [normed2, fc1.weight]), fc1.bias]));
   const fc2 = await w.linear(`${prefix}.output.dense`, [{ prefix: `${prefix}.output.dense` }], shape.intermediateSize, shape.hiddenSize);
@@ -131,7 +139,9 @@ export async function transformerLayer(
 /** LM head: dense → gelu → LayerNorm → tied decoder + bias. */
 export async function lmHead(g: GraphBuilder, w: GraphWeights, shape: Esm2Shape, x: string): Promise<string> {
   const E = shape.hiddenSize;
-  const dense = await w.linear('lm_head.dense', [{ prefix: 'lm_head.dense' }], E, E);
+  // Kept in float even in int8: one E×E GEMM against 12·L in the encoder (≤ 0.7 % of the FLOPs at
+  // t12), and the logits are what variant scores read (quantized, the fixture's logits error 1.6e-2 → 1.8e-2).
+  const dense = await w.linear('lm_head.dense', [{ prefix: 'lm_head.dense' }], E, E, { keepFloat: true });
   const h = gelu(g, w, g.node('Add', [g.node('MatMul', [toCompute(g, w, x), dense.weight]), dense.bias]));
   const normed = toCompute(g, w, await layerNorm(g, w, toFloat32(g, w, h), 'lm_head.layer_norm', shape));
   const decoder = await w.read('lm_head.decoder.weight');
@@ -142,11 +152,40 @@ export async function lmHead(g: GraphBuilder, w: GraphWeights, shape: Esm2Shape,
   return g.node('Add', [decoded, await w.float32('lm_head.bias', [shape.vocabSize])], { prefix: 'lm_head/logits' });
 }
 
-/** LayerNormalization in float32 (stash_type 1) over the last axis. */
-export async function layerNorm(g: GraphBuilder, w: GraphWeights, x: string, prefix: string, shape: Esm2Shape): Promise<string> {
+/**
+ * SmoothQuant's migration (Xiao et al. 2023) with the activation range read off the LayerNorm
+ * instead of calibration data: LN output channel j is about |γ_j| + |β_j| in size, so channels a
+ * checkpoint made large (outlier channels) would take the whole per-tensor activation range. The LN
+ * is divided by s_j and the next Linear's input row j multiplied by it (the same function), with
+ * s_j = sqrt(a_j / w_j) (α = 0.5; w_j = the row's largest |weight|). Only for int8 Linears;
+ * undefined (nothing changes) otherwise.
+ */
+async function smoothing(w: GraphWeights, lnPrefix: string, linearName: string, linearPrefixes: string[], E: number): Promise<Float32Array | undefined> {
+  if (w.linearWeights !== 'int8') return undefined;
+  const gamma = await w.read(`${lnPrefix}.weight`);
+  const beta = await w.read(`${lnPrefix}.bias`);
+  const weightMax = new Float32Array(E);
+  for (const prefix of linearPrefixes) {
+    const weight = await w.read(`${prefix}.weight`); // [out, in]
+    for (let o = 0; o < weight.length / E; o++) for (let i = 0; i < E; i++) weightMax[i] = Math.max(weightMax[i], Math.abs(weight[o * E + i]));
+  }
+  const act = Float32Array.from(gamma, (g, j) => Math.abs(g) + Math.abs(beta[j]));
+  // Channels far above the rest (published checkpoints have a few, 20–100×) run in float32 instead.
+  const median = [...act].sort((a, b) => a - b)[act.length >> 1];
+  w.keepInputsFloat(linearName, [...act.keys()].filter((j) => act[j] > OUTLIER_FACTOR * median));
+  const floorA = Math.max(...act) * 1e-3;
+  const floorW = Math.max(...weightMax) * 1e-3;
+  const s = Float32Array.from(act, (a, j) => Math.sqrt(Math.max(a, floorA) / Math.max(weightMax[j], floorW)));
+  w.scaleInputs(linearName, s);
+  return s;
+}
+
+/** LayerNormalization in float32 (stash_type 1) over the last axis; γ and β divided by `divisor` when given. */
+export async function layerNorm(g: GraphBuilder, w: GraphWeights, x: string, prefix: string, shape: Esm2Shape, divisor?: Float32Array): Promise<string> {
   const E = shape.hiddenSize;
-  const gamma = await w.float32(`${prefix}.weight`, [E]);
-  const beta = await w.float32(`${prefix}.bias`, [E]);
+  const divide = async (name: string) => (divisor ? Float32Array.from(await w.read(name), (v, j) => v / divisor[j]) : undefined);
+  const gamma = await w.float32(`${prefix}.weight`, [E], await divide(`${prefix}.weight`));
+  const beta = await w.float32(`${prefix}.bias`, [E], await divide(`${prefix}.bias`));
   return g.node('LayerNormalization', [x, gamma, beta], {
     attrs: { axis: -1, epsilon: { float: shape.layerNormEps }, stash_type: 1 },
     prefix: `${prefix}/out`,

@@ -16,7 +16,8 @@ import { CONTRIB_DOMAIN } from './attention-fused.js';
 import { checkEntry, discardEntry, writeManifest } from './cache-entry.js';
 
 export type Variant = 'default' | 'contacts';
-export type Precision = 'fp32' | 'fp16';
+/** fp16: half-precision compute; int8: float32 compute with every encoder Linear dynamically quantized (cpu). */
+export type Precision = 'fp32' | 'fp16' | 'int8';
 
 export interface CompileOptions {
   variant: Variant;
@@ -118,7 +119,12 @@ export async function compileCheckpoint(checkpoint: Esm2Checkpoint, options: Com
     const data = new ExternalDataWriter(join(workDir, 'model.onnx.data'));
     const g = new GraphBuilder(data);
     try {
-      await FAMILY_GRAPHS[shape.family](g, checkpoint, shape, { variant: options.variant, computeType: options.precision === 'fp16' ? 'float16' : 'float32', fusedAttention });
+      await FAMILY_GRAPHS[shape.family](g, checkpoint, shape, {
+        variant: options.variant,
+        computeType: options.precision === 'fp16' ? 'float16' : 'float32',
+        linearWeights: options.precision === 'int8' ? 'int8' : 'compute',
+        fusedAttention,
+      });
     } finally {
       data.close();
     }

@@ -11,7 +11,7 @@ type ValueInfoProto = InstanceType<typeof onnx.ValueInfoProto>;
 type AttributeProto = InstanceType<typeof onnx.AttributeProto>;
 
 export const DataType = onnx.TensorProto.DataType;
-export type ElemType = 'float32' | 'float16' | 'int64' | 'int32' | 'bool';
+export type ElemType = 'float32' | 'float16' | 'int64' | 'int32' | 'bool' | 'int8';
 
 const elemTypeCode: Record<ElemType, number> = {
   float32: DataType.FLOAT,
@@ -19,14 +19,30 @@ const elemTypeCode: Record<ElemType, number> = {
   int64: DataType.INT64,
   int32: DataType.INT32,
   bool: DataType.BOOL,
+  int8: DataType.INT8,
 };
+
+/**
+ * A MatMul right operand stored quantized: `MatMul(x, name)` becomes
+ * com.microsoft DynamicQuantizeMatMul(x, weight, scale) (x quantized per run, per tensor).
+ */
+export interface QuantizedOperand {
+  /** int8 [in, out]. */
+  weight: string;
+  /** float32 [out]: one scale per output channel (column). */
+  scale: string;
+  /** float32 [out]: `Add(MatMul(x, name), bias)` right after becomes the op's own bias input. */
+  bias?: string;
+  /** Input features kept in float32: x·mask goes through int8, Gather(x, indices)·weight beside it. */
+  outliers?: { indices: string; weight: string; mask: string };
+}
 
 /** A dimension: a fixed size or a symbolic name such as "batch". */
 export type Dim = number | string;
 export type AttrValue = number | number[] | string | { float: number } | { floats: number[] };
 
 /** Tensor data kept in memory: Float32 for float32, raw IEEE halves (Uint16) for float16. */
-export type TensorData = Float32Array | Uint16Array | BigInt64Array | Int32Array;
+export type TensorData = Float32Array | Uint16Array | BigInt64Array | Int32Array | Int8Array;
 
 export class GraphBuilder {
   private readonly nodes: NodeProto[] = [];
@@ -37,6 +53,10 @@ export class GraphBuilder {
   private counter = 0;
   /** Small constants are shared: one initializer per distinct (type, dims, values). */
   private readonly constants = new Map<string, string>();
+  /** MatMul operands that are quantized weights (see QuantizedOperand), by the name the graph code uses. */
+  private readonly quantized = new Map<string, QuantizedOperand>();
+  /** DynamicQuantizeMatMul nodes without a bias yet, by output name, with the bias they may take. */
+  private readonly biasable = new Map<string, { node: NodeProto; bias: string }>();
 
   constructor(private readonly externalData: ExternalDataWriter | null) {}
 
@@ -69,6 +89,25 @@ export class GraphBuilder {
     inputs: string[],
     opts: { attrs?: Record<string, AttrValue>; outputs?: string[]; prefix?: string; domain?: string } = {},
   ): string {
+    const q = opType === 'MatMul' && inputs.length === 2 ? this.quantized.get(inputs[1]) : undefined;
+    if (q) {
+      const o = q.outliers;
+      const a = o ? this.node('Mul', [inputs[0], o.mask], { prefix: `${opts.prefix ?? 'matmul'}/int8_features` }) : inputs[0];
+      const quantized = this.node('DynamicQuantizeMatMul', [a, q.weight, q.scale], { ...(o ? { prefix: opts.prefix } : opts), domain: 'com.microsoft' });
+      const node = this.nodes[this.nodes.length - 1];
+      const out = o
+        ? this.node('Add', [quantized, this.node('MatMul', [this.node('Gather', [inputs[0], o.indices], { attrs: { axis: -1 } }), o.weight])], opts)
+        : quantized;
+      if (q.bias) this.biasable.set(out, { node, bias: q.bias });
+      return out;
+    }
+    const pending = opType === 'Add' && inputs.length === 2 && !opts.outputs ? this.biasable.get(inputs[0]) : undefined;
+    if (pending && pending.bias === inputs[1]) {
+      // The bias add of a quantized Linear: one pass over the output fewer (b_zero_point empty).
+      this.biasable.delete(inputs[0]);
+      pending.node.input.push('', inputs[1]);
+      return inputs[0];
+    }
     const outputs = opts.outputs ?? [this.name(opts.prefix ?? opType.toLowerCase())];
     for (const out of outputs) this.usedNames.add(out);
     this.nodes.push(
@@ -110,8 +149,18 @@ export class GraphBuilder {
     return this.constant(`const_i64_${values.join('_').replace(/-/g, 'm')}`, 'int64', [values.length], values);
   }
 
+  /**
+   * A name for a quantized MatMul operand: every `node('MatMul', [x, name])` emits
+   * DynamicQuantizeMatMul instead, so graph code written for float weights needs no change.
+   */
+  quantizedOperand(name: string, operand: QuantizedOperand): string {
+    const tensorName = this.name(name);
+    this.quantized.set(tensorName, operand);
+    return tensorName;
+  }
+
   /** A weight: written to the external data file when there is one, else inline. */
-  weight(name: string, type: 'float32' | 'float16', dims: number[], data: Float32Array | Uint16Array): string {
+  weight(name: string, type: 'float32' | 'float16' | 'int8', dims: number[], data: Float32Array | Uint16Array | Int8Array): string {
     const tensorName = this.name(name);
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     const tensor = onnx.TensorProto.create({ name: tensorName, dataType: elemTypeCode[type], dims });
@@ -169,6 +218,7 @@ function inlineTensor(name: string, type: ElemType, dims: number[], values: numb
     case 'int64': data = BigInt64Array.from(values, (v) => BigInt(v)); break;
     case 'int32': data = Int32Array.from(values); break;
     case 'bool': data = Uint8Array.from(values, (v) => (v ? 1 : 0)); break;
+    case 'int8': data = Int8Array.from(values); break;
   }
   return onnx.TensorProto.create({
     name,

@@ -11,7 +11,7 @@ export interface PrepareOptions {
   modelDir: string;
   /** Device spec whose graphs are compiled at once (cpu, cuda:N, tensorrt:N, webgpu); others on demand (graphsFor). */
   device: string;
-  /** auto (or absent): each device's own (defaultPrecision); fp32/fp16: that one on every device. */
+  /** auto (or absent): each device's own (defaultPrecision); fp32/fp16: that one on every device; int8: cpu only (refused on a GPU device). */
   precision?: Precision | 'auto';
   /** Also compile the contact-head variant. */
   contacts?: boolean;
@@ -44,6 +44,18 @@ export function precisionFor(device: string, precision: Precision | 'auto' | und
   return !precision || precision === 'auto' ? defaultPrecision(parseDevice(device)) : precision;
 }
 
+/**
+ * int8 graphs are DynamicQuantizeMatMul, a CPU kernel: on a GPU ORT would run every Linear on the
+ * cpu with copies each way, so a GPU device with PRECISION=int8 is refused rather than run slowly.
+ * A GPU replica fallen back to cpu runs int8 (it asks for the cpu's graphs).
+ */
+export function checkPrecisionForDevice(device: string, precision: Precision): void {
+  const spec = parseDevice(device);
+  if (precision === 'int8' && spec.kind !== 'cpu') {
+    throw new Error(`precision int8 runs on cpu only (its quantized MatMul has no ${spec.kind} kernel); use fp16 or auto on ${device}, or int8 with cpu`);
+  }
+}
+
 export async function prepareModel(opts: PrepareOptions): Promise<PreparedModel> {
   // Fused contrib-op attention measured faster than standard ops on the CPU EP too (docs/performance.md).
   const fusedAttention = true;
@@ -67,6 +79,11 @@ export async function prepareModel(opts: PrepareOptions): Promise<PreparedModel>
   const byPrecision = new Map<Precision, Promise<DeviceGraphs>>();
   const graphsFor = (device: string): Promise<DeviceGraphs> => {
     const precision = precisionFor(device, opts.precision);
+    try {
+      checkPrecisionForDevice(device, precision);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
     let graphs = byPrecision.get(precision);
     if (!graphs) {
       graphs = compile(precision);

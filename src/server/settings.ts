@@ -6,7 +6,7 @@ import { DEVICES_GRAMMAR, DevicesSpecError, parseDevicesSpec } from '../engine/d
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
-export const PRECISIONS = ['auto', 'fp32', 'fp16'] as const;
+export const PRECISIONS = ['auto', 'fp32', 'fp16', 'int8'] as const;
 export type PrecisionSetting = (typeof PRECISIONS)[number];
 export const DISTRIBUTION_STRATEGIES = ['balanced', 'contiguous'] as const;
 export type DistributionStrategy = (typeof DISTRIBUTION_STRATEGIES)[number];
@@ -117,7 +117,7 @@ export const SETTINGS_DOCS: readonly SettingDoc[] = [
     default: 'auto',
     description: '`auto` (one replica per NVIDIA GPU, honouring `CUDA_VISIBLE_DEVICES`, when the CUDA execution provider is installed; else CPU), `cpu`, `cpu:N` (N CPU replicas sharing the cores), `cuda:0,1,…`, `tensorrt:0,…`, `webgpu`',
   },
-  { variable: 'PRECISION', default: 'auto', description: 'Compiled graph precision: `auto` (per replica, from the device it actually runs on: fp32 on CPU — a GPU replica fallen back to CPU included —, fp16 on GPU), `fp32`, `fp16` (kept on a CPU fallback, and reported)' },
+  { variable: 'PRECISION', default: 'auto', description: 'Compiled graph precision: `auto` (per replica, from the device it actually runs on: fp32 on CPU — a GPU replica fallen back to CPU included —, fp16 on GPU), `fp32`, `fp16` (kept on a CPU fallback, and reported), `int8` (CPU only: every encoder Linear dynamically quantized: 1.5–1.6× fp32 at t30, 1.2× at t12 on a 2-core AVX2 CPU; start-up refuses it on a GPU device; `esm2 compare` measures it against fp32 on your checkpoint and sequences; docs/performance.md)' },
   { variable: 'MAX_BATCH_TOKENS', default: '4096', description: 'Padded-token budget of one engine batch (sequences × longest length, cls and eos included); at least MAX_SEQUENCE_LENGTH + 2' },
   { variable: 'DISTRIBUTION_STRATEGY', default: 'balanced', description: '`/predict/batch` split over replicas: `balanced` (by padded tokens) or `contiguous` (the original service\'s chunks)' },
   { variable: 'MAX_QUEUED_TOKENS', default: '262144', description: 'Tokens waiting in the queue beyond which requests get 429' },
