@@ -14,6 +14,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { postHead, StalledUpload } from '../test/helpers/stalled-upload.js';
+import { protein } from '../test/helpers/load.js';
 import { parsePrometheus, sumOf, type Sample } from './prometheus.js';
 import { ESM2_BIN, startServerProcess, type ServerProcess } from './server-process.js';
 
@@ -31,16 +32,14 @@ const program = new Command('bench:attack')
   .parse();
 const opts = program.opts<{ dir?: string; rows?: string; out?: string }>();
 
-/** A deterministic protein of `length` residues (standard amino acids): test/helpers/load.ts's. */
-function protein(length: number, seed: number): string {
-  const alphabet = 'ACDEFGHIKLMNPQRSTVWY';
-  let s = '';
-  let x = seed * 7919 + 17;
-  for (let i = 0; i < length; i++) {
-    x = (x * 1103515245 + 12345) % 2147483648;
-    s += alphabet[x % 20];
+/** The `{error, detail}` of an error body (detail cut to 200 characters), or the raw text as detail. */
+function errorBody(json: string): { error?: string; detail: string } {
+  try {
+    const parsed = JSON.parse(json) as { error?: unknown; detail?: unknown };
+    return { error: String(parsed.error), detail: String(parsed.detail).slice(0, 200) };
+  } catch {
+    return { detail: json.slice(0, 200) };
   }
-  return s;
 }
 const proteins = (n: number, length: number, seed: number) => Array.from({ length: n }, (_, i) => protein(length, seed + i));
 
@@ -293,13 +292,7 @@ const neverRead = (id: string, clients: number, accept: string | null): Row => (
       const answer: Answer = { status: Number.isFinite(status) ? status : s.closedAt !== null ? 'closed, nothing buffered' : 'open, nothing buffered', ms: s.closedAt };
       if (Number.isFinite(status) && status >= 300) {
         const json = /\r\n\r\n([\s\S]*)$/.exec(text)?.[1] ?? '';
-        try {
-          const parsed = JSON.parse(json) as { error?: unknown; detail?: unknown };
-          answer.error = String(parsed.error);
-          answer.detail = String(parsed.detail).slice(0, 200);
-        } catch {
-          answer.detail = json.slice(0, 200);
-        }
+        Object.assign(answer, errorBody(json));
       }
       answers.push(answer);
       s.socket.destroy();
@@ -356,13 +349,7 @@ const ROWS: Row[] = [
         const answer: Answer = { status: Number.isFinite(status) ? status : 'reset, unanswered', ms: answeredAt[i] };
         const json = /\r\n\r\n([\s\S]*)$/.exec(u.response)?.[1] ?? '';
         if (json) {
-          try {
-            const parsed = JSON.parse(json) as { error?: unknown; detail?: unknown };
-            answer.error = String(parsed.error);
-            answer.detail = String(parsed.detail).slice(0, 200);
-          } catch {
-            answer.detail = json.slice(0, 200);
-          }
+          Object.assign(answer, errorBody(json));
         }
         u.socket.destroy();
         return answer;

@@ -1,5 +1,5 @@
 // bench/peer.ts and bench/padding.ts: the peer's locations and presets, its one-line skip reasons
-// (nothing here reads ../shared or needs torch), and the padding share and tight batches.
+// (nothing here reads the shared folder beside the checkout, or needs torch), and the padding share and tight batches.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { peerConfig, peerMissing, peerPreset } from '../bench/peer.js';

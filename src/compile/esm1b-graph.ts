@@ -6,8 +6,7 @@
 import type { GraphBuilder } from './onnx-graph.js';
 import type { WeightSource } from './weights.js';
 import { GraphWeights } from './weights.js';
-import { ContactAccumulator } from './contact-head.js';
-import { embeddings, layerNorm, lmHead, paddingContext, transformerLayer, type Esm2Shape, type GraphOptions, type SequenceContext } from './esm2-graph.js';
+import { embeddings, encoderAndHeads, layerNorm, paddingContext, type Esm2Shape, type GraphOptions, type SequenceContext } from './esm2-graph.js';
 import { EMBEDDINGS_LAYER_NORM, POSITION_EMBEDDINGS } from '../model/esm2-tensors.js';
 
 export async function buildEsm1bGraph(g: GraphBuilder, source: WeightSource, shape: Esm2Shape, opts: GraphOptions): Promise<void> {
@@ -16,21 +15,7 @@ export async function buildEsm1bGraph(g: GraphBuilder, source: WeightSource, sha
   const inputIds = g.input('input_ids', 'int64', ['batch', 'tokens']);
   const ctx: SequenceContext = { ...paddingContext(g, shape, inputIds), rotary: null };
 
-  let x = await absoluteEmbeddings(g, w, shape, inputIds);
-  g.output(x, 'hidden_0', 'float32', ['batch', 'tokens', shape.hiddenSize]);
-
-  const contacts = opts.variant === 'contacts' ? await ContactAccumulator.create(g, w, shape, inputIds, ctx.positions) : null;
-  const fused = opts.fusedAttention && !contacts;
-  for (let layer = 0; layer < shape.numLayers; layer++) {
-    x = await transformerLayer(g, w, shape, ctx, x, layer, contacts, fused);
-    if (layer + 1 < shape.numLayers) g.output(x, `hidden_${layer + 1}`, 'float32', ['batch', 'tokens', shape.hiddenSize]);
-  }
-  const last = await layerNorm(g, w, x, 'encoder.emb_layer_norm_after', shape);
-  g.output(last, `hidden_${shape.numLayers}`, 'float32', ['batch', 'tokens', shape.hiddenSize]);
-
-  const logits = await lmHead(g, w, shape, last);
-  g.output(logits, 'logits', 'float32', ['batch', 'tokens', shape.vocabSize]);
-  if (contacts) g.output(await contacts.finish(), 'contacts', 'float32', ['batch', 'tokens', 'tokens']);
+  await encoderAndHeads(g, w, shape, ctx, inputIds, await absoluteEmbeddings(g, w, shape, inputIds), opts);
 }
 
 /**

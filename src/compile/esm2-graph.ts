@@ -50,9 +50,17 @@ export async function buildEsm2Graph(g: GraphBuilder, source: WeightSource, shap
   const inputIds = g.input('input_ids', 'int64', ['batch', 'tokens']);
   const ctx = await sequenceContext(g, w, shape, inputIds);
 
-  let x = await embeddings(g, w, shape, inputIds);
-  g.output(x, 'hidden_0', 'float32', ['batch', 'tokens', shape.hiddenSize]);
+  await encoderAndHeads(g, w, shape, ctx, inputIds, await embeddings(g, w, shape, inputIds), opts);
+}
 
+/**
+ * What every family shares after its embeddings `x`: the transformer layers, the final LayerNorm,
+ * the LM head and, in the contacts variant, the contact head — with every graph output
+ * (`hidden_0` … `hidden_L`, `logits`, `contacts`).
+ */
+export async function encoderAndHeads(g: GraphBuilder, w: GraphWeights, shape: Esm2Shape, ctx: SequenceContext, inputIds: string, embedded: string, opts: GraphOptions): Promise<void> {
+  let x = embedded;
+  g.output(x, 'hidden_0', 'float32', ['batch', 'tokens', shape.hiddenSize]);
   // The contact head needs attention probabilities, which only the plain attention exposes.
   const contacts = opts.variant === 'contacts' ? await ContactAccumulator.create(g, w, shape, inputIds, ctx.positions) : null;
   const fused = opts.fusedAttention && !contacts;
