@@ -31,14 +31,5 @@ export async function goldenTensor(caseId: string, quantity: string, fixture: Go
   }
 }
 
-/** ‖actual − expected‖ / ‖expected‖, the fixture's tolerance measure. */
-export function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  if (actual.length !== expected.length) throw new Error(`length mismatch: ${actual.length} vs ${expected.length}`);
-  let diff = 0;
-  let norm = 0;
-  for (let i = 0; i < expected.length; i++) {
-    diff += (actual[i] - expected[i]) ** 2;
-    norm += expected[i] ** 2;
-  }
-  return Math.sqrt(diff) / Math.sqrt(norm);
-}
+/** ‖actual − expected‖ / ‖expected‖, the fixture's tolerance measure: the one `esm2 compare` reports. */
+export { relativeError } from '../../src/tasks/precision-compare.js';
