@@ -159,3 +159,12 @@ export function maskedCost(dims: ModelDims, windowSize: number, sequences: reado
 }
 
 const FLOAT_BYTES = 4;
+
+/**
+ * Cost of variant scoring of one sequence: masked_marginal runs `positions` masked copies,
+ * wt_marginal one unmasked pass; `answers` numbers go back (20 a position for a scan).
+ */
+export function scoreCost(dims: ModelDims, windowSize: number, residues: number, method: 'masked_marginal' | 'wt_marginal', positions: number, answers: number): RequestCost {
+  if (method === 'masked_marginal') return maskedCost(dims, windowSize, [{ residues, positions }], answers);
+  return { ...embedCost(dims, windowSize, [residues], { logits: true }, 'json'), responseFloats: answers };
+}

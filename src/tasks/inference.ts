@@ -58,8 +58,8 @@ interface PendingRow {
 export class InferenceRequest {
   /** Aborted, with the reason, once the request has ended. */
   readonly signal: AbortSignal;
-  /** Every row's outcome, for the timing headers. */
-  readonly outcomes: ItemOutcome[] = [];
+  /** The longest queue wait and batch time of its rows so far (the timing headers). */
+  private longest = { queueMs: 0, inferenceMs: 0 };
   private readonly controller = new AbortController();
   private readonly pending: PendingRow[] = [];
   private readonly failures: ((error: unknown) => void)[] = [];
@@ -177,13 +177,7 @@ export class InferenceRequest {
 
   /** The longest queue wait and batch time of its rows (the x-queue-time / x-inference-time headers). */
   timing(): { queueMs: number; inferenceMs: number } {
-    let queueMs = 0;
-    let inferenceMs = 0;
-    for (const o of this.outcomes) {
-      queueMs = Math.max(queueMs, o.queueMs);
-      inferenceMs = Math.max(inferenceMs, o.inferenceMs);
-    }
-    return { queueMs, inferenceMs };
+    return { ...this.longest };
   }
 
   /** Sends parts while the in-flight allowance has room (a first part always goes, if admitted). */
@@ -225,7 +219,8 @@ export class InferenceRequest {
             this.tokensDone += tokens;
             if (!this.checkDeadline()) return;
             outcomes.forEach((outcome, k) => {
-              this.outcomes.push({ ...outcome, result: {} });
+              this.longest.queueMs = Math.max(this.longest.queueMs, outcome.queueMs);
+              this.longest.inferenceMs = Math.max(this.longest.inferenceMs, outcome.inferenceMs);
               part[k].done(outcome);
             });
             this.pump();

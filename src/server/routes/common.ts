@@ -5,6 +5,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { checkCost, type RequestCost } from '../../tasks/cost.js';
 import { startRequest, type InferenceRequest } from '../../tasks/inference.js';
+import type { ScoreContext } from '../../tasks/score.js';
 import { noReplica, notReady } from '../errors.js';
 import type { LoadedModel, ServingRuntime } from '../runtime.js';
 
@@ -59,5 +60,15 @@ export function admit(runtime: ServingRuntime, model: LoadedModel, request: Fast
       void reply.header('x-inference-time', inferenceMs.toFixed(1));
       return result;
     },
+  };
+}
+
+/** The scoring context of one request: its inference, and the masked rows shared between requests (keyed by model, precision, window). */
+export function scoreContext(runtime: ServingRuntime, model: LoadedModel, inference: InferenceRequest): ScoreContext {
+  return {
+    infer: inference.infer,
+    tokenizer: model.checkpoint.tokenizer,
+    cache: { store: model.maskedCache, model: `${runtime.modelName}|${model.precision}|${model.windowSize}` },
+    windowSize: model.windowSize,
   };
 }

@@ -15,8 +15,8 @@ import { scanMutations } from '../../tasks/score.js';
 import { toApiError } from '../errors.js';
 import { ErrorResponse, Truncation } from '../schemas.js';
 import type { ServingRuntime } from '../runtime.js';
-import { maskedCost, embedCost } from '../../tasks/cost.js';
-import { admit, readyModel } from './common.js';
+import { scoreCost } from '../../tasks/cost.js';
+import { admit, readyModel, scoreContext } from './common.js';
 
 /** A comment line keeps proxies and idle timeouts from closing a quiet stream. */
 const KEEP_ALIVE_MS = 15_000;
@@ -50,11 +50,7 @@ export const scoreStreamRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRunt
       const { tokenizer } = model.checkpoint;
       const encoded = encodeSequence(tokenizer, body.sequence, 'sequence', model.lengthLimit, body.truncation);
       const L = encoded.length;
-      const cost =
-        body.method === 'masked_marginal'
-          ? maskedCost(model.checkpoint.config, model.windowSize, [{ residues: L, positions: L }], L * 20)
-          : { ...embedCost(model.checkpoint.config, model.windowSize, [L], { logits: true }, 'json'), responseFloats: L * 20 };
-      const admitted = admit(runtime, model, request, reply, cost);
+      const admitted = admit(runtime, model, request, reply, scoreCost(model.checkpoint.config, model.windowSize, L, body.method, L, L * 20));
       // Every part of the request listens to its one signal.
       setMaxListeners(256, admitted.request.signal);
 
@@ -63,7 +59,7 @@ export const scoreStreamRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRunt
       const send = (text: string) => void (!stream.destroyed && !stream.writableEnded && stream.write(text));
       const keepAlive = setInterval(() => send(': keep-alive\n\n'), KEEP_ALIVE_MS);
       let last = -1;
-      const context = { infer: admitted.request.infer, tokenizer, cache: { store: model.maskedCache, model: `${runtime.modelName}|${model.precision}|${model.windowSize}` }, windowSize: model.windowSize };
+      const context = scoreContext(runtime, model, admitted.request);
       // The stream has begun before the scan ends: no timing headers, the request alone.
       const scan = admitted.request.run(() => scanMutations(context, encoded.tokens, body.method, {
         onProgress: (done, total) => {

@@ -4,29 +4,20 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import { encodeSequence } from '../../tasks/sequences.js';
 import { InputError } from '../../tasks/errors.js';
 import { SCORE_METHODS } from '../../tasks/variants.js';
-import { scanMutations, scoreMutations, type ScoreContext } from '../../tasks/score.js';
+import { scanMutations, scoreMutations } from '../../tasks/score.js';
 import { pseudoLikelihoodFromMatrix } from '../../tasks/pll.js';
 import { maskedLogProbs } from '../../tasks/masked-marginals.js';
 import { DEFAULT_TOP_K, fillMask } from '../../tasks/fill-mask.js';
 import { ErrorResponse, Truncation } from '../schemas.js';
-import type { LoadedModel, ServingRuntime } from '../runtime.js';
-import type { InferenceRequest } from '../../tasks/inference.js';
-import { embedCost, maskedCost } from '../../tasks/cost.js';
-import { admit, readyModel } from './common.js';
+import type { ServingRuntime } from '../runtime.js';
+import { embedCost, maskedCost, scoreCost } from '../../tasks/cost.js';
+import { admit, readyModel, scoreContext } from './common.js';
 
 const Sequence = Type.String({ description: 'Protein sequence (see /predict)' });
 const errors = { 400: ErrorResponse, 422: ErrorResponse, 429: ErrorResponse, 503: ErrorResponse, 504: ErrorResponse };
 
 export const taskRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime }> = async (app, { runtime }) => {
   const { settings } = runtime;
-
-  /** The scoring context of one request: its inference, and the masked rows shared between requests. */
-  const scoreContext = (model: LoadedModel, inference: InferenceRequest): ScoreContext => ({
-    infer: inference.infer,
-    tokenizer: model.checkpoint.tokenizer,
-    cache: { store: model.maskedCache, model: `${runtime.modelName}|${model.precision}|${model.windowSize}` },
-    windowSize: model.windowSize,
-  });
 
   /** Positions a list of mutations can touch at the most (each ":"-part is one), for the cost. */
   const positionsOf = (mutations: readonly string[], residues: number) => Math.min(residues, mutations.reduce((n, m) => n + m.split(':').length, 0));
@@ -56,16 +47,13 @@ export const taskRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime }> 
       const encoded = encodeSequence(model.checkpoint.tokenizer, body.sequence, 'sequence', model.lengthLimit, body.truncation);
       const L = encoded.length;
       const answers = body.scan ? L * 20 : body.mutations!.length;
-      const cost =
-        body.method === 'masked_marginal'
-          ? maskedCost(model.checkpoint.config, model.windowSize, [{ residues: L, positions: body.scan ? L : positionsOf(body.mutations!, L) }], answers)
-          : { ...embedCost(model.checkpoint.config, model.windowSize, [L], { logits: true }, 'json'), responseFloats: answers };
+      const cost = scoreCost(model.checkpoint.config, model.windowSize, L, body.method, body.scan ? L : positionsOf(body.mutations!, L), answers);
       const admitted = admit(runtime, model, request, reply, cost);
       if (body.scan) {
-        const scan = await admitted.run((inference) => scanMutations(scoreContext(model, inference), encoded.tokens, body.method));
+        const scan = await admitted.run((inference) => scanMutations(scoreContext(runtime, model, inference), encoded.tokens, body.method));
         return { model: runtime.modelName, method: body.method, ...scan };
       }
-      const scores = await admitted.run((inference) => scoreMutations(scoreContext(model, inference), encoded.tokens, body.mutations!, body.method));
+      const scores = await admitted.run((inference) => scoreMutations(scoreContext(runtime, model, inference), encoded.tokens, body.mutations!, body.method));
       return { model: runtime.modelName, method: body.method, scores };
     },
   );
@@ -95,7 +83,7 @@ export const taskRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime }> 
       const answers = encoded.reduce((n, e) => n + (body.per_position ? e.length : 0) + 2, 0);
       const admitted = admit(runtime, model, request, reply, maskedCost(model.checkpoint.config, model.windowSize, perSequence, answers));
       const results = await admitted.run((inference) => {
-        const score = scoreContext(model, inference);
+        const score = scoreContext(runtime, model, inference);
         return Promise.all(
           encoded.map(async (e) => {
             const matrix = await maskedLogProbs(score.infer, score.tokenizer, e.tokens, { cache: score.cache, windowSize: score.windowSize });
