@@ -1,6 +1,6 @@
 // Every graph variant the compiler emits, run through real ONNX Runtime on each golden fixture
-// (ESM-2 and ESM-1b), must reproduce fair-esm's outputs: one sequence at a time and all cases in
-// one padded batch.
+// (ESM-2 and ESM-1b against fair-esm, ESM C in both layouts against EvolutionaryScale's esm), must
+// reproduce the original outputs: one sequence at a time and all cases in one padded batch.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -15,14 +15,22 @@ import { goldenCases, fixtureModelDirOf, goldenTensor, relativeError, type Golde
 /** The fixture's float32 tolerance; float16 weights and MatMuls keep ~3 significant digits. */
 const TOLERANCE = { fp32: 1e-5, fp16: 3e-3 };
 
-for (const fixture of ['esm2_tiny', 'esm1b_tiny'] as GoldenFixture[]) {
-  describe(fixture, () => {
+/** Each fixture's checkpoint copies: ESM C's in the hub layout and in the Transformers port's. */
+const CHECKPOINTS: [GoldenFixture, 'model' | 'model_transformers'][] = [
+  ['esm2_tiny', 'model'],
+  ['esm1b_tiny', 'model'],
+  ['esmc_tiny', 'model'],
+  ['esmc_tiny', 'model_transformers'],
+];
+
+for (const [fixture, layout] of CHECKPOINTS) {
+  describe(`${fixture}/${layout}`, () => {
     let checkpoint: Esm2Checkpoint;
     let cacheDir: string;
     let cases: GoldenCase[];
 
     before(async () => {
-      checkpoint = await loadCheckpoint(fixtureModelDirOf(fixture));
+      checkpoint = await loadCheckpoint(fixtureModelDirOf(fixture, layout));
       cacheDir = await mkdtemp(join(tmpdir(), 'esm2-compile-'));
       cases = await goldenCases(fixture);
     });
@@ -59,6 +67,7 @@ for (const fixture of ['esm2_tiny', 'esm1b_tiny'] as GoldenFixture[]) {
       ['float16, fused attention', { variant: 'default', precision: 'fp16', fusedAttention: true }],
       ['float16, contacts variant', { variant: 'contacts', precision: 'fp16' }],
     ] as [string, CompileOptions][]) {
+      if (options.variant === 'contacts' && fixture === 'esmc_tiny') continue; // ESM C has no contact head
       describe(`compiled graph, ${label}`, () => {
         test('matches fair-esm one sequence at a time', () => checkVariant(options, false));
         test('matches fair-esm with all cases in one padded batch', () => checkVariant(options, true));

@@ -17,19 +17,23 @@ export async function fusedSelfAttention(
   layer: number,
 ): Promise<string> {
   const E = shape.hiddenSize;
-  const H = shape.numHeads;
-  const p = `layer${layer}/attn`;
   // Biases are added before rotation (MultiHeadAttention's own bias input would come after it).
   const qkv = await qkvProjection(g, w, shape, x, layer);
-  const [q, k, v] = g.nodeMulti('Split', [qkv, g.ints([E, E, E])], 3, { attrs: { axis: 2 }, prefix: `${p}/split` });
+  const [q, k, v] = g.nodeMulti('Split', [qkv, g.ints([E, E, E])], 3, { attrs: { axis: 2 }, prefix: `layer${layer}/attn/split` });
+  return outputProjection(g, w, shape, fusedAttend(g, w, shape, ctx, q, k, v, layer), layer);
+}
+
+/** MultiHeadAttention on [B, T, E] q (already scaled by head_dim^−0.5), k, v, rotary applied first where the family has it. */
+export function fusedAttend(g: GraphBuilder, w: GraphWeights, shape: Esm2Shape, ctx: SequenceContext, q: string, k: string, v: string, layer: number): string {
+  const H = shape.numHeads;
+  const p = `layer${layer}/attn`;
   // q already carries head_dim^−0.5 (folded into its weights), hence scale = 1.
   const rotate = ctx.rotary ? rotation(g, w, ctx, ctx.rotary, H, p) : (t: string) => t; // ESM-1b: no rotary
-  const context = g.node('MultiHeadAttention', [rotate(q, 'q'), rotate(k, 'k'), v, '', ctx.keyPaddingMask], {
+  return g.node('MultiHeadAttention', [rotate(q, 'q'), rotate(k, 'k'), v, '', ctx.keyPaddingMask], {
     domain: CONTRIB_DOMAIN,
     attrs: { num_heads: H, scale: { float: 1 } },
     prefix: `${p}/context`,
   });
-  return outputProjection(g, w, shape, context, layer);
 }
 
 /** The RotaryEmbedding contrib op on [B, T, E] q or k, from the graph's rotary tables. */

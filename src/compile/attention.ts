@@ -17,12 +17,11 @@ export interface RotaryTables {
 }
 
 /**
- * cos/sin tables for positions 0 … T−1 from the checkpoint's stored inv_freq (float16-rounded in
- * published checkpoints; recomputing it would move outputs by ~5e-5). ESM-2 gives every layer its
- * own copy; all copies are equal in practice, and a checkpoint where they differ is refused.
+ * ESM-2's stored inv_freq (float16-rounded in published checkpoints; recomputing it would move
+ * outputs by ~5e-5). ESM-2 gives every layer its own copy; all copies are equal in practice, and a
+ * checkpoint where they differ is refused.
  */
-export async function rotaryTables(g: GraphBuilder, w: GraphWeights, shape: Esm2Shape, positions: string): Promise<RotaryTables> {
-  const headDim = shape.hiddenSize / shape.numHeads;
+export async function storedInvFreq(w: GraphWeights, shape: Esm2Shape): Promise<Float32Array> {
   const invFreq = await w.read('encoder.layer.0.attention.self.rotary_embeddings.inv_freq');
   for (let layer = 1; layer < shape.numLayers; layer++) {
     const other = await w.read(`encoder.layer.${layer}.attention.self.rotary_embeddings.inv_freq`);
@@ -30,7 +29,13 @@ export async function rotaryTables(g: GraphBuilder, w: GraphWeights, shape: Esm2
       throw new Error(`rotary inv_freq of layer ${layer} differs from layer 0; per-layer rotary tables are not supported`);
     }
   }
-  const invFreqName = await w.float32('rotary.inv_freq', [1, headDim / 2], invFreq);
+  return invFreq;
+}
+
+/** cos/sin tables for positions 0 … T−1 from `invFreq` [head_dim / 2]. */
+export function rotaryTables(g: GraphBuilder, w: GraphWeights, shape: Esm2Shape, positions: string, invFreq: Float32Array): RotaryTables {
+  const headDim = shape.hiddenSize / shape.numHeads;
+  const invFreqName = g.weight('rotary.inv_freq', 'float32', [1, headDim / 2], invFreq);
   const t = g.node('Unsqueeze', [g.node('Cast', [positions], { attrs: { to: 1 } }), g.ints([1])], { prefix: 'rotary/t' });
   const freqs = g.node('Mul', [t, invFreqName], { prefix: 'rotary/freqs' });
   const cosHalf = g.node('Cos', [freqs], { prefix: 'rotary/cos_half' });
@@ -89,11 +94,37 @@ export async function plainSelfAttention(
   const qkv = await qkvProjection(g, w, shape, x, layer);
   const heads = g.node('Transpose', [g.node('Reshape', [qkv, g.ints([0, 0, 3, H, d])])], { attrs: { perm: [2, 0, 3, 1, 4] }, prefix: `${p}/heads` });
   const pick = (i: number, name: string) => g.node('Gather', [heads, g.scalar(i, 'int64')], { attrs: { axis: 0 }, prefix: `${p}/${name}` });
+  const context = attendHeads(g, w, shape, ctx, pick(0, 'q'), pick(1, 'k'), pick(2, 'v'), layer, contacts);
+  return outputProjection(g, w, shape, context, layer);
+}
+
+/** [B, T, E] → [B, H, T, d]. */
+export function splitHeads(g: GraphBuilder, shape: Esm2Shape, x: string, prefix: string): string {
+  const H = shape.numHeads;
+  return g.node('Transpose', [g.node('Reshape', [x, g.ints([0, 0, H, shape.hiddenSize / H])])], { attrs: { perm: [0, 2, 1, 3] }, prefix });
+}
+
+/**
+ * softmax(q·kᵀ + padding)·v on [B, H, T, d] heads (q already scaled), rotary applied first where
+ * the family has it; the probabilities go to the contact head when there is one. Returns [B, T, E].
+ */
+export function attendHeads(
+  g: GraphBuilder,
+  w: GraphWeights,
+  shape: Esm2Shape,
+  ctx: SequenceContext,
+  qHeads: string,
+  kHeads: string,
+  v: string,
+  layer: number,
+  contacts: ContactAccumulator | null,
+): string {
+  const d = shape.hiddenSize / shape.numHeads;
+  const p = `layer${layer}/attn`;
   // ESM-1b (absolute positions) has no rotary tables: q and k go in as projected.
   const { rotary } = ctx;
-  const q = rotary ? applyRotary(g, pick(0, 'q'), rotary, d, `${p}/q`) : pick(0, 'q');
-  const k = rotary ? applyRotary(g, pick(1, 'k'), rotary, d, `${p}/k`) : pick(1, 'k');
-  const v = pick(2, 'v');
+  const q = rotary ? applyRotary(g, qHeads, rotary, d, `${p}/q`) : qHeads;
+  const k = rotary ? applyRotary(g, kHeads, rotary, d, `${p}/k`) : kHeads;
 
   let scores = g.node('MatMul', [q, g.node('Transpose', [k], { attrs: { perm: [0, 1, 3, 2] } })], { prefix: `${p}/scores` });
   if (w.computeType === 'float16') scores = g.node('Cast', [scores], { attrs: { to: 1 } });
@@ -101,6 +132,5 @@ export async function plainSelfAttention(
   contacts?.addLayer(probs, layer);
   const probsCompute = w.computeType === 'float16' ? g.node('Cast', [probs], { attrs: { to: 10 } }) : probs;
   const context = g.node('MatMul', [probsCompute, v], { prefix: `${p}/context` });
-  const merged = g.node('Reshape', [g.node('Transpose', [context], { attrs: { perm: [0, 2, 1, 3] } }), g.ints([0, 0, shape.hiddenSize])]);
-  return outputProjection(g, w, shape, merged, layer);
+  return g.node('Reshape', [g.node('Transpose', [context], { attrs: { perm: [0, 2, 1, 3] } }), g.ints([0, 0, shape.hiddenSize])], { prefix: `${p}/merged` });
 }

@@ -4,7 +4,7 @@ import type { EsmConfig } from '../model/config.js';
 import type { GraphBuilder } from './onnx-graph.js';
 import type { ComputeType, LinearWeights, WeightSource } from './weights.js';
 import { GraphWeights } from './weights.js';
-import { plainSelfAttention, rotaryTables, type RotaryTables } from './attention.js';
+import { plainSelfAttention, rotaryTables, storedInvFreq, type RotaryTables } from './attention.js';
 import { fusedSelfAttention } from './attention-fused.js';
 import { ContactAccumulator } from './contact-head.js';
 
@@ -53,32 +53,57 @@ export async function buildEsm2Graph(g: GraphBuilder, source: WeightSource, shap
   await encoderAndHeads(g, w, shape, ctx, inputIds, await embeddings(g, w, shape, inputIds), opts);
 }
 
+/** A family's blocks after its embeddings: one transformer layer, the final LayerNorm, the LM head. */
+export interface EncoderBlocks {
+  layer(x: string, layer: number, contacts: ContactAccumulator | null, fused: boolean): Promise<string>;
+  finalNorm(x: string): Promise<string>;
+  head(x: string): Promise<string>;
+}
+
+/** ESM-2's (and ESM-1b/1v's) blocks. */
+export function esm2Blocks(g: GraphBuilder, w: GraphWeights, shape: Esm2Shape, ctx: SequenceContext): EncoderBlocks {
+  return {
+    layer: (x, layer, contacts, fused) => transformerLayer(g, w, shape, ctx, x, layer, contacts, fused),
+    finalNorm: (x) => layerNorm(g, w, x, 'encoder.emb_layer_norm_after', shape),
+    head: (x) => lmHead(g, w, shape, x),
+  };
+}
+
 /**
  * What every family shares after its embeddings `x`: the transformer layers, the final LayerNorm,
  * the LM head and, in the contacts variant, the contact head — with every graph output
- * (`hidden_0` … `hidden_L`, `logits`, `contacts`).
+ * (`hidden_0` … `hidden_L`, `logits`, `contacts`). `blocks`: the family's (ESM-2's by default).
  */
-export async function encoderAndHeads(g: GraphBuilder, w: GraphWeights, shape: Esm2Shape, ctx: SequenceContext, inputIds: string, embedded: string, opts: GraphOptions): Promise<void> {
+export async function encoderAndHeads(
+  g: GraphBuilder,
+  w: GraphWeights,
+  shape: Esm2Shape,
+  ctx: SequenceContext,
+  inputIds: string,
+  embedded: string,
+  opts: GraphOptions,
+  blocks: EncoderBlocks = esm2Blocks(g, w, shape, ctx),
+): Promise<void> {
   let x = embedded;
   g.output(x, 'hidden_0', 'float32', ['batch', 'tokens', shape.hiddenSize]);
   // The contact head needs attention probabilities, which only the plain attention exposes.
   const contacts = opts.variant === 'contacts' ? await ContactAccumulator.create(g, w, shape, inputIds, ctx.positions) : null;
   const fused = opts.fusedAttention && !contacts;
   for (let layer = 0; layer < shape.numLayers; layer++) {
-    x = await transformerLayer(g, w, shape, ctx, x, layer, contacts, fused);
+    x = await blocks.layer(x, layer, contacts, fused);
     if (layer + 1 < shape.numLayers) g.output(x, `hidden_${layer + 1}`, 'float32', ['batch', 'tokens', shape.hiddenSize]);
   }
-  const last = await layerNorm(g, w, x, 'encoder.emb_layer_norm_after', shape);
+  const last = await blocks.finalNorm(x);
   g.output(last, `hidden_${shape.numLayers}`, 'float32', ['batch', 'tokens', shape.hiddenSize]);
 
-  const logits = await lmHead(g, w, shape, last);
+  const logits = await blocks.head(last);
   g.output(logits, 'logits', 'float32', ['batch', 'tokens', shape.vocabSize]);
   if (contacts) g.output(await contacts.finish(), 'contacts', 'float32', ['batch', 'tokens', 'tokens']);
 }
 
 async function sequenceContext(g: GraphBuilder, w: GraphWeights, shape: Esm2Shape, inputIds: string): Promise<SequenceContext> {
   const ctx = paddingContext(g, shape, inputIds);
-  return { ...ctx, rotary: await rotaryTables(g, w, shape, ctx.positions) };
+  return { ...ctx, rotary: rotaryTables(g, w, shape, ctx.positions, await storedInvFreq(w, shape)) };
 }
 
 /** Everything in SequenceContext but position encodings (shared with esm1b-graph.ts). */
@@ -144,8 +169,8 @@ export async function transformerLayer(
   return g.node('Add', [afterAttention, toFloat32(g, w, ffn)], { prefix: `layer${layer}/residual_ffn` });
 }
 
-/** LM head: dense → gelu → LayerNorm → tied decoder + bias. */
-export async function lmHead(g: GraphBuilder, w: GraphWeights, shape: Esm2Shape, x: string): Promise<string> {
+/** LM head: dense → gelu → LayerNorm → decoder (tied in ESM-2, its own in ESM C) + bias (`lm_head.bias`, ESM C's `lm_head.decoder.bias`). */
+export async function lmHead(g: GraphBuilder, w: GraphWeights, shape: Esm2Shape, x: string, decoderBias = 'lm_head.bias'): Promise<string> {
   const E = shape.hiddenSize;
   // Kept in float even in int8: one E×E GEMM against 12·L in the encoder (≤ 0.7 % of the FLOPs at
   // t12), and the logits are what variant scores read (quantized, the fixture's logits error 1.6e-2 → 1.8e-2).
@@ -157,7 +182,7 @@ export async function lmHead(g: GraphBuilder, w: GraphWeights, shape: Esm2Shape,
   for (let v = 0; v < shape.vocabSize; v++) for (let e = 0; e < E; e++) decoderT[e * shape.vocabSize + v] = decoder[v * E + e];
   const weight = await w.compute('lm_head.decoder.weight', [E, shape.vocabSize], decoderT);
   const decoded = toFloat32(g, w, g.node('MatMul', [normed, weight], { prefix: 'lm_head/decoded' }));
-  return g.node('Add', [decoded, await w.float32('lm_head.bias', [shape.vocabSize])], { prefix: 'lm_head/logits' });
+  return g.node('Add', [decoded, await w.float32(decoderBias, [shape.vocabSize])], { prefix: 'lm_head/logits' });
 }
 
 /**
@@ -168,7 +193,7 @@ export async function lmHead(g: GraphBuilder, w: GraphWeights, shape: Esm2Shape,
  * s_j = sqrt(a_j / w_j) (α = 0.5; w_j = the row's largest |weight|). Only for int8 Linears;
  * undefined (nothing changes) otherwise.
  */
-async function smoothing(w: GraphWeights, lnPrefix: string, linearName: string, linearPrefixes: string[], E: number): Promise<Float32Array | undefined> {
+export async function smoothing(w: GraphWeights, lnPrefix: string, linearName: string, linearPrefixes: string[], E: number): Promise<Float32Array | undefined> {
   if (w.linearWeights !== 'int8') return undefined;
   const gamma = await w.read(`${lnPrefix}.weight`);
   const beta = await w.read(`${lnPrefix}.bias`);
@@ -188,13 +213,24 @@ async function smoothing(w: GraphWeights, lnPrefix: string, linearName: string, 
   return s;
 }
 
-/** LayerNormalization in float32 (stash_type 1) over the last axis; γ and β divided by `divisor` when given. */
-export async function layerNorm(g: GraphBuilder, w: GraphWeights, x: string, prefix: string, shape: Esm2Shape, divisor?: Float32Array): Promise<string> {
+/**
+ * LayerNormalization in float32 (stash_type 1) over the last axis; γ and β divided by `divisor`
+ * when given; `bias: false` for a LayerNorm without β (ESM C's q/k and final norms).
+ */
+export async function layerNorm(
+  g: GraphBuilder,
+  w: GraphWeights,
+  x: string,
+  prefix: string,
+  shape: Esm2Shape,
+  divisor?: Float32Array,
+  { bias = true }: { bias?: boolean } = {},
+): Promise<string> {
   const E = shape.hiddenSize;
   const divide = async (name: string) => (divisor ? Float32Array.from(await w.read(name), (v, j) => v / divisor[j]) : undefined);
   const gamma = await w.float32(`${prefix}.weight`, [E], await divide(`${prefix}.weight`));
-  const beta = await w.float32(`${prefix}.bias`, [E], await divide(`${prefix}.bias`));
-  return g.node('LayerNormalization', [x, gamma, beta], {
+  const beta = bias ? [await w.float32(`${prefix}.bias`, [E], await divide(`${prefix}.bias`))] : [];
+  return g.node('LayerNormalization', [x, gamma, ...beta], {
     attrs: { axis: -1, epsilon: { float: shape.layerNormEps }, stash_type: 1 },
     prefix: `${prefix}/out`,
   });

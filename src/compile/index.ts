@@ -10,6 +10,7 @@ import type { ModelFamily } from '../model/config.js';
 import { ExternalDataWriter } from './external-data.js';
 import { buildEsm2Graph, type Esm2Shape, type GraphOptions } from './esm2-graph.js';
 import { buildEsm1bGraph } from './esm1b-graph.js';
+import { buildEsmcGraph } from './esmc-graph.js';
 import type { WeightSource } from './weights.js';
 import { GraphBuilder } from './onnx-graph.js';
 import { CONTRIB_DOMAIN } from './attention-fused.js';
@@ -30,10 +31,11 @@ export interface CompileOptions {
   onWarning?: (message: string) => void;
 }
 
-/** Each model family's forward pass (config.ts chooses the family from position_embedding_type). */
+/** Each model family's forward pass (config.ts chooses the family from model_type and position_embedding_type). */
 const FAMILY_GRAPHS: Record<ModelFamily, (g: GraphBuilder, source: WeightSource, shape: Esm2Shape, opts: GraphOptions) => Promise<void>> = {
   esm2: buildEsm2Graph,
   esm1: buildEsm1bGraph,
+  esmc: buildEsmcGraph,
 };
 
 export interface CompiledModel {

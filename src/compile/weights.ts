@@ -89,19 +89,36 @@ export class GraphWeights {
     outFeatures: number,
     opts: { keepFloat?: boolean } = {},
   ): Promise<{ weight: string; bias: string }> {
+    const { weight, bias } = await this.build(graphName, parts, inFeatures, outFeatures, opts, true);
+    return { weight, bias: bias! };
+  }
+
+  /** `linear` for Linear layers without a bias (ESM C): the MatMul operand alone. */
+  async matrix(graphName: string, parts: { prefix: string; scale?: number }[], inFeatures: number, outFeatures: number): Promise<string> {
+    return (await this.build(graphName, parts, inFeatures, outFeatures, {}, false)).weight;
+  }
+
+  private async build(
+    graphName: string,
+    parts: { prefix: string; scale?: number }[],
+    inFeatures: number,
+    outFeatures: number,
+    opts: { keepFloat?: boolean },
+    withBias: boolean,
+  ): Promise<{ weight: string; bias?: string }> {
     const width = outFeatures * parts.length;
     const weightT = new Float32Array(inFeatures * width);
     const bias = new Float32Array(width);
     for (const [p, part] of parts.entries()) {
       const w = await this.read(`${part.prefix}.weight`);
-      const b = await this.read(`${part.prefix}.bias`);
+      const b = withBias ? await this.read(`${part.prefix}.bias`) : undefined;
       const scale = part.scale ?? 1;
       const inputScale = this.inputScales.get(graphName);
       const column = p * outFeatures;
       for (let o = 0; o < outFeatures; o++) {
         const row = o * inFeatures;
         for (let i = 0; i < inFeatures; i++) weightT[i * width + column + o] = w[row + i] * scale * (inputScale ? inputScale[i] : 1);
-        bias[column + o] = b[o] * scale;
+        if (b) bias[column + o] = b[o] * scale;
       }
     }
     if (this.linearWeights === 'int8' && !opts.keepFloat) {
@@ -124,18 +141,18 @@ export class GraphWeights {
         };
       }
       const { q, scale } = quantizePerColumn(weightT, inFeatures, width);
-      const biasName = await this.float32(`${graphName}.bias`, [width], bias);
+      const biasName = withBias ? await this.float32(`${graphName}.bias`, [width], bias) : undefined;
       const weight = this.g.quantizedOperand(`${graphName}.weight`, {
         weight: this.g.weight(`${graphName}.weight_int8`, 'int8', [inFeatures, width], q),
         scale: this.g.weight(`${graphName}.weight_scale`, 'float32', [width], scale),
-        bias: biasName,
+        ...(biasName ? { bias: biasName } : {}),
         ...(outliers ? { outliers } : {}),
       });
       return { weight, bias: biasName };
     }
     return {
       weight: await this.compute(`${graphName}.weight`, [inFeatures, width], weightT),
-      bias: await this.compute(`${graphName}.bias`, [width], bias),
+      bias: withBias ? await this.compute(`${graphName}.bias`, [width], bias) : undefined,
     };
   }
 }

@@ -1,14 +1,21 @@
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { CONFIG_FILE, headDim, loadConfig, type EsmConfig } from './config.js';
 import { CheckpointError, formatShape } from './errors.js';
-import { esm2TensorShapes, invFreqName, rotaryInvFreq } from './esm2-tensors.js';
+import { esm2TensorShapes, invFreqName, rotaryInvFreq, type Esm2TensorSpec } from './esm2-tensors.js';
+import { esmcLayoutOf, esmcStoredPlaces, esmcTensorShapes, type StoredPlace } from './esmc-tensors.js';
 import { computeFingerprint } from './fingerprint.js';
 import { FLOAT_DTYPES, openSafetensorsDir, type FloatDtype, type SafetensorsDir, type TensorLocation } from './safetensors.js';
 import { Tokenizer } from './tokenizer.js';
 
 export const VOCAB_FILE = 'vocab.txt';
+/** ESM C's vocabulary file (the hub repositories have no vocab.txt). */
+export const TOKENIZER_FILE = 'tokenizer.json';
 
-/** A validated ESM-2 checkpoint directory. Tensor names are HF names without the `esm.` prefix. */
+/**
+ * A validated checkpoint directory of any family. Tensor names are HF names without the `esm.`
+ * prefix (ESM-2, ESM-1b/1v), or the ESM C Transformers port's without `esmc.` (esmc-tensors.ts).
+ */
 export interface Esm2Checkpoint {
   readonly dir: string;
   readonly config: EsmConfig;
@@ -28,10 +35,11 @@ export interface Esm2Checkpoint {
   close(): Promise<void>;
 }
 
-/** A tensor as found in the files: its stored name (prefix, fallback) and location. */
+/** A tensor as found in the files: its stored name (prefix, fallback), location, and its rows of a shared matrix. */
 interface Found {
   stored: string;
   location: TensorLocation;
+  rows?: [number, number];
 }
 /** Each ESM-2 tensor's expected shape and where it is found; no `found` means computed (inv_freq). */
 type Resolved = Map<string, { shape: number[]; found?: Found }>;
@@ -43,8 +51,7 @@ type Resolved = Map<string, { shape: number[]; found?: Found }>;
  */
 export async function loadCheckpoint(dir: string): Promise<Esm2Checkpoint> {
   const config = await loadConfig(dir);
-  const vocabPath = path.join(dir, VOCAB_FILE);
-  const tokenizer = await Tokenizer.fromFile(vocabPath);
+  const { tokenizer, vocabPath } = await loadTokenizer(dir, config);
   checkVocabAgainstConfig(config, tokenizer, vocabPath, path.join(dir, CONFIG_FILE));
 
   const weights = await openSafetensorsDir(dir);
@@ -77,20 +84,34 @@ export async function loadCheckpoint(dir: string): Promise<Esm2Checkpoint> {
     tensorShape: (name) => [...lookup(name).shape],
     tensorDtype: (name) => (lookup(name).found?.location.entry.dtype as FloatDtype | undefined) ?? 'F32',
     async readTensor(name) {
-      const { found } = lookup(name);
-      return found ? found.location.file.readFloat32(found.stored) : rotaryInvFreq(headDim(config));
+      const { found, shape } = lookup(name);
+      if (!found) return rotaryInvFreq(headDim(config));
+      const data = await found.location.file.readFloat32(found.stored);
+      if (!found.rows) return data;
+      const width = shape.slice(1).reduce((a, b) => a * b, 1);
+      return data.slice(found.rows[0] * width, found.rows[1] * width);
     },
     fingerprint() {
-      fingerprint ??= computeFingerprint(dir, weights);
+      fingerprint ??= computeFingerprint(dir, weights, vocabPath);
       return fingerprint;
     },
     close: () => weights.close(),
   };
 }
 
+/** vocab.txt (ESM-2, ESM-1b/1v), or tokenizer.json where there is none (ESM C, placeholders up to vocab_size). */
+async function loadTokenizer(dir: string, config: EsmConfig): Promise<{ tokenizer: Tokenizer; vocabPath: string }> {
+  const vocabPath = path.join(dir, VOCAB_FILE);
+  const jsonPath = path.join(dir, TOKENIZER_FILE);
+  if (config.family === 'esmc' && !existsSync(vocabPath) && existsSync(jsonPath)) {
+    return { tokenizer: await Tokenizer.fromTokenizerJson(jsonPath, config.vocabSize), vocabPath: jsonPath };
+  }
+  return { tokenizer: await Tokenizer.fromFile(vocabPath), vocabPath };
+}
+
 function checkVocabAgainstConfig(config: EsmConfig, tokenizer: Tokenizer, vocabPath: string, configPath: string): void {
   if (tokenizer.vocab.length !== config.vocabSize) {
-    throw new CheckpointError(vocabPath, `has ${tokenizer.vocab.length} tokens but config.json vocab_size is ${config.vocabSize}`);
+    throw new CheckpointError(vocabPath, `has ${tokenizer.tokenCount} tokens but config.json vocab_size is ${config.vocabSize}`);
   }
   if (tokenizer.maskId !== config.maskTokenId) {
     throw new CheckpointError(configPath, `mask_token_id is ${config.maskTokenId} but <mask> is token ${tokenizer.maskId} in vocab.txt`);
@@ -100,32 +121,45 @@ function checkVocabAgainstConfig(config: EsmConfig, tokenizer: Tokenizer, vocabP
   }
 }
 
-/** Finds every required tensor under `esm.<name>` (EsmForMaskedLM) or `<name>` (EsmModel). */
+/** The family's tensors, each with the stored places it may be found at (first match wins). */
+function familyTensors(config: EsmConfig, weights: SafetensorsDir): { spec: Esm2TensorSpec; places: StoredPlace[] }[] {
+  if (config.family === 'esmc') {
+    const layout = esmcLayoutOf(weights.tensors);
+    return esmcTensorShapes(config).map((spec) => ({ spec, places: esmcStoredPlaces(spec.name, spec.shape, config, layout) }));
+  }
+  // ESM-2, ESM-1b/1v: under `esm.<name>` (EsmForMaskedLM) or `<name>` (EsmModel), then the fallback (the tied decoder).
+  const at = (name: string, shape: number[]): StoredPlace[] => [`esm.${name}`, name].map((stored) => ({ stored, shape }));
+  return esm2TensorShapes(config).map((spec) => ({ spec, places: [...at(spec.name, spec.shape), ...(spec.fallback ? at(spec.fallback, spec.shape) : [])] }));
+}
+
+/** Finds every required tensor of the family at one of its stored places, checking dtype and shape. */
 function resolveTensors(config: EsmConfig, weights: SafetensorsDir): Resolved {
   checkNoExtraLayers(config, weights); // first: a config/weights mismatch explains the shape errors that follow
   const resolved: Resolved = new Map();
   const searched = () => weights.files.map((f) => path.basename(f.path)).join(', ');
-  const specs = esm2TensorShapes(config);
+  const tensors = familyTensors(config, weights);
   // No contact head at all is a checkpoint without contacts; half of one is a broken checkpoint.
-  const noContactHead = specs.filter((s) => s.contactHead).every((s) => !find(weights, s.name));
-  for (const spec of specs) {
+  const noContactHead = tensors.filter((t) => t.spec.contactHead).every((t) => !find(weights, t.places));
+  for (const { spec, places } of tensors) {
     if (spec.contactHead && noContactHead) continue;
-    const found = find(weights, spec.name) ?? (spec.fallback ? find(weights, spec.fallback) : undefined);
+    const found = find(weights, places);
     if (!found) {
       if (spec.optional) {
         resolved.set(spec.name, { shape: spec.shape });
         continue;
       }
-      throw new CheckpointError(weights.source, `missing (looked for "esm.${spec.name}" and "${spec.name}" in ${searched()})`, spec.name);
+      const looked = places.slice(0, 2).map((p) => `"${p.stored}"`).join(' and ');
+      throw new CheckpointError(weights.source, `missing (looked for ${looked} in ${searched()})`, spec.name);
     }
     const { stored, location } = found;
+    const expectedShape = places.find((p) => p.stored === stored)!.shape;
     if (!(FLOAT_DTYPES as readonly string[]).includes(location.entry.dtype)) {
       throw new CheckpointError(location.file.path, `dtype ${location.entry.dtype} is not supported (expected F32, F16 or BF16)`, stored);
     }
-    if (formatShape(location.entry.shape) !== formatShape(spec.shape)) {
+    if (formatShape(location.entry.shape) !== formatShape(expectedShape)) {
       throw new CheckpointError(
         location.file.path,
-        `expected shape ${formatShape(spec.shape)}, found ${formatShape(location.entry.shape)}`,
+        `expected shape ${formatShape(expectedShape)}, found ${formatShape(location.entry.shape)}`,
         stored,
       );
     }
@@ -134,10 +168,10 @@ function resolveTensors(config: EsmConfig, weights: SafetensorsDir): Resolved {
   return resolved;
 }
 
-function find(weights: SafetensorsDir, name: string): Found | undefined {
-  for (const stored of [`esm.${name}`, name]) {
+function find(weights: SafetensorsDir, places: StoredPlace[]): Found | undefined {
+  for (const { stored, rows } of places) {
     const location = weights.tensors.get(stored);
-    if (location) return { stored, location };
+    if (location) return { stored, location, ...(rows ? { rows } : {}) };
   }
   return undefined;
 }
@@ -145,7 +179,7 @@ function find(weights: SafetensorsDir, name: string): Found | undefined {
 /** Layers beyond num_hidden_layers mean config.json and the weights belong to different models. */
 function checkNoExtraLayers(config: EsmConfig, weights: SafetensorsDir): void {
   for (const [name, { file }] of weights.tensors) {
-    const m = /^(?:esm\.)?encoder\.layer\.(\d+)\./.exec(name);
+    const m = /^(?:esmc?\.)?(?:encoder\.layer|layers|transformer\.blocks)\.(\d+)\./.exec(name);
     if (m && Number(m[1]) >= config.numLayers) {
       throw new CheckpointError(
         file.path,

@@ -1,14 +1,16 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CheckpointError } from './errors.js';
+import { parseEsmcConfig } from './esmc-config.js';
 
 /**
- * The model family, chosen by `position_embedding_type`: "rotary" is ESM-2, "absolute" is
- * ESM-1b / ESM-1v (learned positions with the padding-index offset, compile/esm1b-graph.ts).
+ * The model family: `model_type` "esmc" is ESM C (compile/esmc-graph.ts, esmc-config.ts); for
+ * `model_type` "esm", `position_embedding_type` "rotary" is ESM-2 and "absolute" is ESM-1b /
+ * ESM-1v (learned positions with the padding-index offset, compile/esm1b-graph.ts).
  */
-export type ModelFamily = 'esm2' | 'esm1';
+export type ModelFamily = 'esm2' | 'esm1' | 'esmc';
 
-export const FAMILY_NAMES: Readonly<Record<ModelFamily, string>> = { esm2: 'ESM-2', esm1: 'ESM-1b / ESM-1v' };
+export const FAMILY_NAMES: Readonly<Record<ModelFamily, string>> = { esm2: 'ESM-2', esm1: 'ESM-1b / ESM-1v', esmc: 'ESM C' };
 
 /** The subset of the HF `EsmConfig` that the forward passes depend on. */
 export interface EsmConfig {
@@ -25,6 +27,8 @@ export interface EsmConfig {
   padTokenId: number;
   vocabSize: number;
   maxPositionEmbeddings: number;
+  /** ESM C divides each block's residual branches by √(layers / 36); 1 for the other families. */
+  residueScaling: number;
 }
 
 export const CONFIG_FILE = 'config.json';
@@ -56,8 +60,9 @@ export function parseEsmConfig(raw: unknown, file: string): EsmConfig {
   };
 
   // Refuse other architectures first: their errors explain more than a missing numeric field would.
+  if (obj.model_type === 'esmc') return parseEsmcConfig(obj, file);
   if (obj.model_type !== undefined && obj.model_type !== 'esm') {
-    fail('model_type', `expected "esm", found ${JSON.stringify(obj.model_type)}`);
+    fail('model_type', `expected "esm" (ESM-2, ESM-1b/1v) or "esmc" (ESM C), found ${JSON.stringify(obj.model_type)}`);
   }
   if (obj.is_folding_model === true) {
     fail('is_folding_model', 'ESMFold checkpoints are not supported; use an ESM-2 language model checkpoint');
@@ -127,6 +132,7 @@ export function parseEsmConfig(raw: unknown, file: string): EsmConfig {
     padTokenId,
     vocabSize,
     maxPositionEmbeddings,
+    residueScaling: 1,
   };
 }
 

@@ -13,7 +13,8 @@ export const FINGERPRINT_SAMPLES = 16;
 export const FINGERPRINT_SAMPLE_BYTES = 64 * 1024;
 const VERSION = 'esm2-serve-fingerprint-v1';
 
-export async function computeFingerprint(dir: string, weights: SafetensorsDir): Promise<string> {
+/** `vocabFile`: the vocabulary the checkpoint was read with (vocab.txt, or ESM C's tokenizer.json). */
+export async function computeFingerprint(dir: string, weights: SafetensorsDir, vocabFile = path.join(dir, 'vocab.txt')): Promise<string> {
   const hash = createHash('sha256');
   // Length-prefix every field so concatenations cannot collide.
   const field = (label: string, bytes: Uint8Array | string): void => {
@@ -23,7 +24,7 @@ export async function computeFingerprint(dir: string, weights: SafetensorsDir): 
   };
   field('version', VERSION);
   field(CONFIG_FILE, await readFile(path.join(dir, CONFIG_FILE)));
-  field('vocab.txt', await readFile(path.join(dir, 'vocab.txt')));
+  field(path.basename(vocabFile), await readFile(vocabFile));
 
   // Sorted by file name so the result does not depend on open order; the directory path is not hashed,
   // so a copied or moved checkpoint keeps its fingerprint.

@@ -47,6 +47,7 @@ const ESM2_COMMON = {
   tokenDropout: true,
   maskTokenId: 32,
   padTokenId: 1,
+  residueScaling: 1,
 } as const;
 
 export function presetConfig(p: Esm2Preset): EsmConfig {

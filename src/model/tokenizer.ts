@@ -80,7 +80,10 @@ const REQUIRED_SPECIALS = ['<cls>', '<pad>', '<eos>', '<unk>', '<mask>'] as cons
  * so a malformed FASTA paste fails loudly rather than producing plausible-looking scores.
  */
 export class Tokenizer {
+  /** Every id the model has a logit for: the tokens, then any placeholders (ESM C: 33 tokens of 64). */
   readonly vocab: readonly string[];
+  /** Ids below this are tokens; the rest are placeholders (never produced by `encode`). */
+  readonly tokenCount: number;
   readonly clsId: number;
   readonly eosId: number;
   readonly padId: number;
@@ -91,9 +94,15 @@ export class Tokenizer {
   /** Upper-cased `<...>` tokens → id, for case-insensitive matching inside sequences. */
   private readonly specialIds: Map<string, number>;
 
-  /** `source` names the vocabulary file in errors. */
-  constructor(vocab: readonly string[], source = 'vocab.txt') {
-    this.vocab = Object.freeze([...vocab]);
+  /**
+   * `source` names the vocabulary file in errors. `size` above the number of tokens appends
+   * placeholders `<unused_N>` up to it: ids the model's head has rows for but no token owns.
+   */
+  constructor(tokens: readonly string[], source = 'vocab.txt', size = tokens.length) {
+    if (size < tokens.length) throw new CheckpointError(source, `has ${tokens.length} tokens but the model's vocabulary has ${size}`);
+    this.tokenCount = tokens.length;
+    const vocab = [...tokens, ...Array.from({ length: size - tokens.length }, (_, i) => `<unused_${tokens.length + i}>`)];
+    this.vocab = Object.freeze(vocab);
     this.ids = new Map();
     this.specialIds = new Map();
     this.residueIds = new Map();
@@ -103,7 +112,7 @@ export class Tokenizer {
       }
       if (this.ids.has(token)) throw new CheckpointError(source, `line ${i + 1}: duplicate token ${JSON.stringify(token)}`);
       this.ids.set(token, i);
-      if (token.length > 2 && token.startsWith('<') && token.endsWith('>')) this.specialIds.set(token.toUpperCase(), i);
+      if (i < this.tokenCount && token.length > 2 && token.startsWith('<') && token.endsWith('>')) this.specialIds.set(token.toUpperCase(), i);
     });
     for (const token of REQUIRED_SPECIALS) {
       if (!this.ids.has(token)) throw new CheckpointError(source, `missing special token ${token}`);
@@ -133,6 +142,34 @@ export class Tokenizer {
     const lines = text.split(/\r?\n/);
     while (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
     return new Tokenizer(lines, file);
+  }
+
+  /**
+   * Reads a HuggingFace `tokenizer.json` (ESM C's: a vocabulary without merges, specials in
+   * `added_tokens`); ids must run 0 … n−1. `size`: the model's vocabulary (placeholders after).
+   */
+  static async fromTokenizerJson(file: string, size?: number): Promise<Tokenizer> {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(await readFile(file, 'utf8'));
+    } catch (err) {
+      throw new CheckpointError(file, err instanceof SyntaxError ? `invalid JSON (${err.message})` : describeReadError(err));
+    }
+    const byId = new Map<number, string>();
+    const add = (token: unknown, id: unknown) => {
+      if (typeof token !== 'string' || typeof id !== 'number' || !Number.isInteger(id) || id < 0) throw new CheckpointError(file, `bad vocabulary entry ${JSON.stringify(token)}: ${JSON.stringify(id)}`);
+      const known = byId.get(id);
+      if (known !== undefined && known !== token) throw new CheckpointError(file, `id ${id} is both ${JSON.stringify(known)} and ${JSON.stringify(token)}`);
+      byId.set(id, token);
+    };
+    const model = (raw as { model?: { vocab?: unknown } } | null)?.model;
+    if (typeof model?.vocab !== 'object' || model.vocab === null || Array.isArray(model.vocab)) throw new CheckpointError(file, 'no "model.vocab" object');
+    for (const [token, id] of Object.entries(model.vocab)) add(token, id);
+    for (const t of ((raw as { added_tokens?: { id: unknown; content: unknown }[] }).added_tokens ?? [])) add(t.content, t.id);
+    const tokens = Array.from({ length: byId.size }, (_, id) => byId.get(id) ?? '');
+    const gap = tokens.indexOf('');
+    if (gap >= 0) throw new CheckpointError(file, `token ids are not contiguous: no token has id ${gap}`);
+    return new Tokenizer(tokens, file, size ?? tokens.length);
   }
 
   /** The id of an exact vocabulary token; throws for unknown tokens. */
