@@ -43,7 +43,40 @@ describe('parseEsmConfig', () => {
       padTokenId: 1,
       vocabSize: 33,
       maxPositionEmbeddings: 1026,
+      residueScaling: 1,
     });
+  });
+
+  test('ESM C in the hub layout and the Transformers port layout read as the same config', () => {
+    const read = (layout: 'model' | 'model_transformers') => JSON.parse(readFileSync(path.join(fixtureModelDirOf('esmc_tiny', layout), 'config.json'), 'utf8')) as Record<string, unknown>;
+    const hub = parseEsmConfig(read('model'), 'config.json');
+    assert.deepEqual(hub, parseEsmConfig(read('model_transformers'), 'config.json'));
+    assert.deepEqual(hub, {
+      family: 'esmc',
+      embLayerNormBefore: false,
+      hiddenSize: 64,
+      numLayers: 2,
+      numHeads: 4,
+      intermediateSize: 256, // 8/3 × 64 rounded up to 256
+      layerNormEps: 1e-5,
+      tokenDropout: false,
+      maskTokenId: 32,
+      padTokenId: 1,
+      vocabSize: 64,
+      maxPositionEmbeddings: 2048,
+      residueScaling: Math.sqrt(2 / 36),
+    });
+    assert.equal(familyResidueLimit(hub), Infinity);
+    // The published widths: ESM C 300M (960 wide) and 600M (1152 wide).
+    assert.equal(parseEsmConfig({ ...read('model'), d_model: 960, n_heads: 15, n_layers: 30 }, 'c').intermediateSize, 2560);
+    assert.equal(parseEsmConfig({ ...read('model'), d_model: 1152, n_heads: 18, n_layers: 36 }, 'c').intermediateSize, 3072);
+    const port = read('model_transformers');
+    refused((c) => (c.hidden_act = 'gelu'), 'hidden_act', /"silu"/, port);
+    refused((c) => (c.num_key_value_heads = 2), 'num_key_value_heads', /grouped-query/, port);
+    refused((c) => (c.rope_parameters = { rope_type: 'default', rope_theta: 500000 }), 'rope_parameters.rope_theta', /10000/, port);
+    refused((c) => (c.tie_word_embeddings = true), 'tie_word_embeddings', /own output head/, read('model'));
+    refused((c) => delete c.d_model, 'd_model', /missing/, read('model'));
+    refused((c) => (c.model_type = 'esm3'), 'model_type', /"esm" \(ESM-2, ESM-1b\/1v\) or "esmc" \(ESM C\)/);
   });
 
   test('absolute position embeddings are the ESM-1b / ESM-1v family, with its 1022-residue limit', () => {

@@ -13,6 +13,7 @@ import { until } from './helpers/hold.js';
 import { listTree, testHubEnv } from './helpers/hub-env.js';
 import { MOCK_COMMIT, startMockHub, type MockHub } from './helpers/mock-hub.js';
 import { tempDir } from './helpers/temp-dir.js';
+import { fixtureModelDirOf } from './helpers/paths.js';
 
 const REPO = 'facebook/esm2_tiny';
 let hub: MockHub;
@@ -193,4 +194,20 @@ test('the token goes to the hub but not to the CDN host the LFS redirect points 
   const cdnRequests = hub.requests.filter((r) => r.server === 'cdn');
   assert.ok(hubRequests.length > 0 && hubRequests.every((r) => r.authorization === 'Bearer hf_secret'));
   assert.ok(cdnRequests.length === 1 && cdnRequests.every((r) => r.authorization === undefined), JSON.stringify(cdnRequests));
+});
+
+test('an ESM C repository (tokenizer.json, no vocab.txt) pulls, loads, and resolves again offline', async (t) => {
+  const esmcHub = await startMockHub({ 'biohub/ESMC-300M': fixtureModelDirOf('esmc_tiny') });
+  t.after(() => esmcHub.close());
+  const env = await testHubEnv(t, esmcHub.url);
+  const pulled = await pullModel('biohub/ESMC-300M', { env });
+  assert.deepEqual(pulled.files, ['config.json', 'tokenizer.json', 'model.safetensors']);
+  const ckpt = await loadCheckpoint(pulled.dir);
+  t.after(() => ckpt.close());
+  assert.equal(ckpt.config.family, 'esmc');
+  assert.equal(ckpt.tokenizer.tokenCount, 33);
+  // vocab.txt's miss is marked as Python marks it; the cached snapshot counts as complete.
+  assert.ok(existsSync(path.join(env.cacheDir, 'models--biohub--ESMC-300M', '.no_exist', MOCK_COMMIT, 'vocab.txt')));
+  const offline = await pullModel('biohub/ESMC-300M', { env: { ...env, offline: true } });
+  assert.deepEqual(offline.files, ['config.json', 'tokenizer.json', 'model.safetensors']);
 });

@@ -28,7 +28,7 @@ export function resolveReprLayers(spec: readonly number[], numLayers: number): n
 
 /** Why "contacts" is refused on a checkpoint without contact_head.regression tensors. */
 export const NO_CONTACT_HEAD =
-  '"contacts": this checkpoint has no contact head (no contact_head.regression tensors), so it predicts no contacts; ask for embeddings or logits';
+  '"contacts": this checkpoint has no contact head (no contact_head.regression tensors; ESM C and ESM-1v as published have none), so it predicts no contacts; ask for embeddings or logits';
 
 export function embedWant(spec: EmbedSpec): Want {
   const has = (kind: EmbedInclude) => spec.include.includes(kind);

@@ -13,6 +13,8 @@ import { COMMIT_RE } from './env.js';
 
 export const CONFIG_FILE = 'config.json';
 export const VOCAB_FILE = 'vocab.txt';
+/** ESM C repositories' vocabulary (they have no vocab.txt). */
+export const TOKENIZER_FILE = 'tokenizer.json';
 export const SAFETENSORS_FILE = 'model.safetensors';
 export const SAFETENSORS_INDEX_FILE = 'model.safetensors.index.json';
 export const PYTORCH_FILE = 'pytorch_model.bin';
@@ -125,8 +127,13 @@ export class RepoCache {
   }
 
   /** A snapshot a checkpoint can be loaded from: config, vocab and every weight file present. */
+  /** vocab.txt (ESM-2, ESM-1b/1v), else tokenizer.json (ESM C), whichever the snapshot has. */
+  vocabularyFile(commit: string): string | undefined {
+    return [VOCAB_FILE, TOKENIZER_FILE].find((f) => this.hasFile(commit, f));
+  }
+
   async isComplete(commit: string): Promise<boolean> {
-    if (!this.hasFile(commit, CONFIG_FILE) || !this.hasFile(commit, VOCAB_FILE)) return false;
+    if (!this.hasFile(commit, CONFIG_FILE) || this.vocabularyFile(commit) === undefined) return false;
     try {
       const weights = await this.weightFiles(commit);
       return weights !== undefined && weights.every((f) => this.hasFile(commit, f));

@@ -1,5 +1,6 @@
 // A checkpoint from the hub into the shared cache, file by file as transformers' from_pretrained
-// fetches it (config.json, vocab.txt, model.safetensors or the index and its shards), each file
+// fetches it (config.json, vocab.txt — or ESM C's tokenizer.json —, model.safetensors or the index
+// and its shards), each file
 // through huggingface_hub's hf_hub_download logic: so a cache Python filled is reused as is, and
 // one we fill serves Python.
 import { COMMIT_RE, formatRepoRef, hubEnv, parseRepoRef, type HubEnv, type RepoRef } from './env.js';
@@ -10,6 +11,7 @@ import {
   RepoCache,
   SAFETENSORS_FILE,
   SAFETENSORS_INDEX_FILE,
+  TOKENIZER_FILE,
   VOCAB_FILE,
 } from './cache.js';
 import { ensureBlob, type ProgressCallback } from './download.js';
@@ -47,13 +49,14 @@ export interface PulledModel {
 export async function findCachedSnapshot(cache: RepoCache, ref: RepoRef): Promise<{ commit: string } | { missing: string }> {
   const commit = await cache.readRef(ref.revision);
   if (commit === undefined) return { missing: `no refs/${ref.revision} in ${cache.repoDir}` };
-  if (!(await cache.isComplete(commit))) return { missing: `snapshot ${commit} lacks config.json, vocab.txt or safetensors weights` };
+  if (!(await cache.isComplete(commit))) return { missing: `snapshot ${commit} lacks config.json, vocab.txt (or tokenizer.json) or safetensors weights` };
   return { commit };
 }
 
 async function cachedResult(cache: RepoCache, ref: RepoRef, commit: string, via: PulledModel['via']): Promise<PulledModel> {
   const weights = (await cache.weightFiles(commit)) ?? [];
-  return { repoId: ref.repoId, revision: ref.revision, commit, dir: cache.snapshotDir(commit), files: [CONFIG_FILE, VOCAB_FILE, ...weights], bytesDownloaded: 0, via };
+  const vocabulary = cache.vocabularyFile(commit) ?? VOCAB_FILE;
+  return { repoId: ref.repoId, revision: ref.revision, commit, dir: cache.snapshotDir(commit), files: [CONFIG_FILE, vocabulary, ...weights], bytesDownloaded: 0, via };
 }
 
 /** Downloads what the cache lacks of `spec` (`org/name[@revision]`) and returns its snapshot. */
@@ -116,7 +119,10 @@ async function pullOnline(target: HubTarget, cache: RepoCache, options: PullOpti
   };
 
   await fetchFile(CONFIG_FILE, first);
-  await fetchFile(VOCAB_FILE);
+  // ESM-2 and ESM-1b/1v repositories have vocab.txt; ESM C's have tokenizer.json instead.
+  if (!(await fetchIfExists(VOCAB_FILE)) && !(await fetchIfExists(TOKENIZER_FILE))) {
+    throw new HubError('entry-not-found', target.label, `${target.label} has neither ${VOCAB_FILE} nor ${TOKENIZER_FILE}: not an ESM checkpoint`);
+  }
   const cachedWeights = await cache.weightFiles(commit);
   if (cachedWeights) {
     for (const file of cachedWeights) await fetchFile(file);

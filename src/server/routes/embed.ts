@@ -22,7 +22,9 @@ export const embedRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime }>
         summary: 'Representations, logits and contact maps',
         description:
           'JSON: `{model, results: [{index, length, representations: {"<layer>": {mean, per_residue, bos}}, logits, contacts}]}` ' +
-          '(per_residue and logits have one row per residue, cls/eos excluded). With `Accept: application/octet-stream` the ' +
+          '(per_residue and logits have one row per residue, cls/eos excluded; logits have one column per id of `/v1/models` `vocabulary` — ' +
+          'on ESM C 64, of which the first `vocabulary_tokens` (33) are tokens and the rest unused placeholders). Layer L (the last) is after ' +
+          "the final LayerNorm in every family (ESM C's `embeddings`). With `Accept: application/octet-stream` the " +
           'tensors come back as one safetensors file named `<index>/mean/<layer>`, `<index>/per_residue/<layer>`, ' +
           '`<index>/bos/<layer>`, `<index>/logits`, `<index>/contacts`.',
         body: embedBody(settings.maxBatchSize),

@@ -72,7 +72,7 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime;
       name: runtime.modelName,
       source: runtime.source,
       state: runtime.state,
-      // The model family config.json's position_embedding_type chose: "esm2" (rotary) or "esm1" (absolute, ESM-1b/ESM-1v).
+      // The model family config.json chose: "esm2" (rotary), "esm1" (absolute, ESM-1b/ESM-1v) or "esmc" (model_type "esmc").
       family: config?.family ?? null,
       family_name: config ? FAMILY_NAMES[config.family] : null,
       // What this checkpoint serves: contacts only with a contact head (contact_head.regression tensors).
@@ -81,6 +81,8 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime;
       hidden_size: config?.hiddenSize ?? null,
       attention_heads: config?.numHeads ?? null,
       vocabulary: model ? [...model.checkpoint.tokenizer.vocab] : null,
+      // Ids below this are tokens; the rest (ESM C: 33 of 64) are placeholders `<unused_N>` the head still has logits for.
+      vocabulary_tokens: model ? model.checkpoint.tokenizer.tokenCount : null,
       // MAX_SEQUENCE_LENGTH, or the family's hard limit where smaller (ESM-1b/1v: 1022); windows are this long too.
       max_sequence_length: model?.lengthLimit.residues ?? runtime.settings.maxSequenceLength,
       max_sequence_length_reason: model?.lengthLimit.reason ?? null,
