@@ -9,7 +9,7 @@ import { esm2TensorShapes, rotaryInvFreq } from '../src/model/esm2-tensors.js';
 import { ESM2_PRESETS, hfConfigJson, presetConfig } from '../src/model/presets.js';
 import { writeRandomCheckpoint } from '../src/model/random-checkpoint.js';
 import { SafetensorsFile } from '../src/model/safetensors.js';
-import { fixtureModelDir, repoRoot } from './helpers/paths.js';
+import { fixtureModelDir, fixtureModelDirOf, repoRoot } from './helpers/paths.js';
 import { tempDir } from './helpers/temp-dir.js';
 
 async function open(t: TestContext, dir: string): Promise<Esm2Checkpoint> {
@@ -38,7 +38,7 @@ function stats(x: Float32Array): { mean: number; std: number } {
 }
 
 describe('presets', () => {
-  test('have the published ESM-2 shapes', () => {
+  test('have the published ESM-2, ESM-1b/1v and ESM C shapes', () => {
     const shapes = Object.fromEntries(Object.values(ESM2_PRESETS).map((p) => [p.name, [p.numLayers, p.hiddenSize, p.numHeads, p.intermediateSize]]));
     assert.deepEqual(shapes, {
       tiny: [2, 32, 4, 128],
@@ -48,6 +48,10 @@ describe('presets', () => {
       esm2_t33_650M_UR50D: [33, 1280, 20, 5120],
       esm2_t36_3B_UR50D: [36, 2560, 40, 10240],
       esm2_t48_15B_UR50D: [48, 5120, 40, 20480],
+      esm1b_t33_650M_UR50S: [33, 1280, 20, 5120],
+      esm1v_t33_650M_UR90S: [33, 1280, 20, 5120],
+      'ESMC-300M': [30, 960, 15, 2560],
+      'ESMC-600M': [36, 1152, 18, 3072],
     });
   });
 
@@ -110,6 +114,34 @@ describe('writeRandomCheckpoint', () => {
     // The published model has 7,840,794 parameters (position embeddings included); the file also stores
     // the tied decoder copy (33 × 320) and the six inv_freq buffers (8 each).
     assert.equal(result.tensorBytes, (7_840_794 + 33 * 320 + 6 * 8) * 4);
+  });
+
+  test('ESM C and ESM-1b shapes: the hub layout of ESM C (tokenizer.json, fused q/k/v), ESM-1b\'s absolute positions; both compile-ready', async (t) => {
+    const esmcDir = await tempDir(t);
+    const small = { name: 'esmc-small', numLayers: 2, hiddenSize: 64, numHeads: 4, intermediateSize: 256, family: 'esmc' as const };
+    const result = await writeRandomCheckpoint({ preset: small, outDir: esmcDir, seed: 3 });
+    const files = await readdir(esmcDir);
+    assert.ok(files.includes('tokenizer.json') && !files.includes('vocab.txt'));
+    const esmc = await open(t, esmcDir);
+    assert.equal(esmc.config.family, 'esmc');
+    assert.equal(esmc.tokenizer.tokenCount, 33);
+    assert.equal(esmc.tokenizer.vocab[31], '|');
+    // The same stored names as the fixture's hub layout.
+    const fixture = await storedShapes(path.join(fixtureModelDirOf('esmc_tiny'), 'model.safetensors'));
+    const written = await storedShapes(path.join(esmcDir, 'model.safetensors'));
+    assert.deepEqual([...written.keys()].sort(), [...fixture.keys()].filter((n) => !n.endsWith('_extra_state')).sort());
+    assert.equal(result.tensorCount, written.size);
+    const qLn = await esmc.readTensor('layers.1.self_attn.q_norm.weight');
+    assert.ok(Math.abs(stats(qLn).mean - 1) < 0.01, 'LayerNorm gains near 1');
+    assert.deepEqual(presetConfig(ESM2_PRESETS['ESMC-300M']).intermediateSize, 2560);
+
+    const esm1bDir = await tempDir(t);
+    await writeRandomCheckpoint({ preset: { ...small, name: 'esm1b-small', hiddenSize: 32, intermediateSize: 128, family: 'esm1' }, outDir: esm1bDir, seed: 3 });
+    const esm1b = await open(t, esm1bDir);
+    assert.equal(esm1b.config.family, 'esm1');
+    assert.equal(esm1b.config.embLayerNormBefore, true);
+    assert.deepEqual(esm1b.tensorShape('embeddings.position_embeddings.weight'), [1026, 32]);
+    assert.equal(ESM2_PRESETS.esm1v_t33_650M_UR90S.family, 'esm1');
   });
 
   test('F16 output and forced sharding load and match the F32 single-file values', async (t) => {

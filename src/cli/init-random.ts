@@ -31,7 +31,7 @@ export function formatBytes(bytes: number): string {
 export function registerInitRandom(program: Command): void {
   program
     .command('init-random')
-    .description('write a checkpoint with random weights and the exact HF layout of a published ESM-2 model')
+    .description('write a checkpoint with random weights and the exact HF layout of a published ESM-2, ESM-1b/1v or ESM C model')
     .addOption(new Option('--preset <name>', 'model shape').choices(Object.keys(ESM2_PRESETS)).makeOptionMandatory())
     .requiredOption('--out <dir>', 'output directory (created; earlier weights there are replaced)')
     .option('--seed <n>', 'random seed', parseSeed, 0)

@@ -86,3 +86,13 @@ export function esmcStoredPlaces(name: string, shape: number[], config: EsmConfi
   };
   return direct[rest] ? encoder(`${block}.${direct[rest]}`) : [];
 }
+
+/** The hub layout's stored tensors (q/k/v and gate/up fused), each once, in module order: what a random ESM C checkpoint writes. */
+export function esmcHubTensorList(config: EsmConfig): StoredPlace[] {
+  const stored = new Map<string, StoredPlace>();
+  for (const spec of esmcTensorShapes(config)) {
+    const [first] = esmcStoredPlaces(spec.name, spec.shape, config, 'hub');
+    if (!stored.has(first.stored)) stored.set(first.stored, { stored: first.stored, shape: first.shape });
+  }
+  return [...stored.values()];
+}

@@ -1,7 +1,10 @@
-// Shapes of the published ESM-2 models (facebook/esm2_*), for random checkpoints that exercise the
-// real sizes without downloading weights. `tiny` matches the test fixture in test/fixtures/golden.
-import type { EsmConfig } from './config.js';
+// Shapes of the published models — ESM-2 (facebook/esm2_*), ESM-1b / ESM-1v (facebook/esm1b_*,
+// esm1v_*) and ESM C (biohub/ESMC-*) — for random checkpoints that exercise the real sizes without
+// downloading weights. `tiny` matches the ESM-2 test fixture in test/fixtures/golden.
+import type { EsmConfig, ModelFamily } from './config.js';
 import { esm2TensorShapes } from './esm2-tensors.js';
+import { esmcFfnHidden, esmcResidueScaling } from './esmc-config.js';
+import { esmcHubTensorList } from './esmc-tensors.js';
 import { numel } from './safetensors-format.js';
 import { ESM2_VOCAB } from './tokenizer.js';
 
@@ -11,14 +14,17 @@ export interface Esm2Preset {
   hiddenSize: number;
   numHeads: number;
   intermediateSize: number;
+  /** ESM-2 when absent. */
+  family?: ModelFamily;
 }
 
-const preset = (name: string, numLayers: number, hiddenSize: number, numHeads: number, intermediateSize: number): Esm2Preset => ({
+const preset = (name: string, numLayers: number, hiddenSize: number, numHeads: number, intermediateSize: number, family?: ModelFamily): Esm2Preset => ({
   name,
   numLayers,
   hiddenSize,
   numHeads,
   intermediateSize,
+  ...(family ? { family } : {}),
 });
 
 export const ESM2_PRESETS: Readonly<Record<string, Esm2Preset>> = Object.freeze({
@@ -29,6 +35,11 @@ export const ESM2_PRESETS: Readonly<Record<string, Esm2Preset>> = Object.freeze(
   esm2_t33_650M_UR50D: preset('esm2_t33_650M_UR50D', 33, 1280, 20, 5120),
   esm2_t36_3B_UR50D: preset('esm2_t36_3B_UR50D', 36, 2560, 40, 10240),
   esm2_t48_15B_UR50D: preset('esm2_t48_15B_UR50D', 48, 5120, 40, 20480),
+  // ESM-1b and each of the five ESM-1v checkpoints share one shape (roberta_large, 1026 positions).
+  esm1b_t33_650M_UR50S: preset('esm1b_t33_650M_UR50S', 33, 1280, 20, 5120, 'esm1'),
+  esm1v_t33_650M_UR90S: preset('esm1v_t33_650M_UR90S', 33, 1280, 20, 5120, 'esm1'),
+  'ESMC-300M': preset('ESMC-300M', 30, 960, 15, esmcFfnHidden(960), 'esmc'),
+  'ESMC-600M': preset('ESMC-600M', 36, 1152, 18, esmcFfnHidden(1152), 'esmc'),
 });
 
 export function getPreset(name: string): Esm2Preset {
@@ -51,17 +62,30 @@ const ESM2_COMMON = {
 } as const;
 
 export function presetConfig(p: Esm2Preset): EsmConfig {
-  return {
-    hiddenSize: p.hiddenSize,
-    numLayers: p.numLayers,
-    numHeads: p.numHeads,
-    intermediateSize: p.intermediateSize,
-    ...ESM2_COMMON,
-  };
+  const shape = { hiddenSize: p.hiddenSize, numLayers: p.numLayers, numHeads: p.numHeads, intermediateSize: p.intermediateSize };
+  if (p.family === 'esm1') return { ...shape, ...ESM2_COMMON, family: 'esm1', embLayerNormBefore: true };
+  if (p.family === 'esmc') {
+    return { ...shape, ...ESM2_COMMON, family: 'esmc', vocabSize: 64, maxPositionEmbeddings: 2048, tokenDropout: false, residueScaling: esmcResidueScaling(p.numLayers) };
+  }
+  return { ...shape, ...ESM2_COMMON };
 }
 
-/** The full HF `config.json` object, with the same fields (and order) as the published checkpoints. */
+/** The full HF `config.json` object, with the same fields (and order) as the published checkpoints (ESM C: the hub layout's). */
 export function hfConfigJson(config: EsmConfig, torchDtype: 'float32' | 'float16' = 'float32'): Record<string, unknown> {
+  if (config.family === 'esmc') {
+    return {
+      architectures: ['ESMCForMaskedLM'],
+      d_model: config.hiddenSize,
+      dtype: torchDtype,
+      mask_token_id: config.maskTokenId,
+      model_type: 'esmc',
+      n_heads: config.numHeads,
+      n_layers: config.numLayers,
+      pad_token_id: config.padTokenId,
+      tie_word_embeddings: false,
+      vocab_size: config.vocabSize,
+    };
+  }
   return {
     architectures: ['EsmForMaskedLM'],
     model_type: 'esm',
@@ -92,6 +116,7 @@ export function hfConfigJson(config: EsmConfig, torchDtype: 'float32' | 'float16
 
 /** Parameter count as stored by HF (includes the unused position embeddings and the tied decoder copy). */
 export function storedParameterCount(config: EsmConfig): number {
+  if (config.family === 'esmc') return esmcHubTensorList(config).reduce((sum, t) => sum + numel(t.shape), 0);
   const required = esm2TensorShapes(config).reduce((sum, t) => sum + numel(t.shape), 0);
   // ESM-2 stores an unused position table; ESM-1b's is among the required tensors.
   return required + (config.family === 'esm2' ? config.maxPositionEmbeddings * config.hiddenSize : 0);

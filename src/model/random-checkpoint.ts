@@ -1,5 +1,6 @@
-// Random-weight ESM-2 checkpoints in the exact HF layout (names, shapes, config, vocab, sharding), so
-// the loader, compiler and server can be exercised at every published size without downloads.
+// Random-weight checkpoints in the exact HF layout (names, shapes, config, vocab, sharding) of ESM-2,
+// ESM-1b/1v and ESM C (its hub layout: tokenizer.json, fused q/k/v), so the loader, compiler and
+// server can be exercised at every published size without downloads.
 // Tensors are generated and written one chunk at a time: memory stays flat even for the 15B shape.
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -8,7 +9,8 @@ import { esm2TensorShapes, hfStoredName, LM_DECODER, POSITION_EMBEDDINGS, rotary
 import { getPreset, hfConfigJson, presetConfig, type Esm2Preset } from './presets.js';
 import { DTYPE_BYTES, INDEX_FILE, numel, SINGLE_FILE, writeSafetensorsStreaming, type TensorSpec, type WriteResult } from './safetensors.js';
 import { SeededStream } from './seeded-random.js';
-import { ESM2_VOCAB } from './tokenizer.js';
+import { ESM2_VOCAB, ESMC_TOKENS } from './tokenizer.js';
+import { esmcHubTensorList } from './esmc-tensors.js';
 
 export interface RandomCheckpointOptions {
   preset: string | Esm2Preset;
@@ -51,7 +53,7 @@ export async function writeRandomCheckpoint(options: RandomCheckpointOptions): P
   const preset = typeof options.preset === 'string' ? getPreset(options.preset) : options.preset;
   const dtype = options.dtype ?? 'F32';
   const config = presetConfig(preset);
-  const tensors = hfTensorList(config, dtype);
+  const tensors = config.family === 'esmc' ? esmcHubTensorList(config).map((t) => ({ name: t.stored, dtype, shape: t.shape })) : hfTensorList(config, dtype);
   const tensorBytes = tensors.reduce((sum, t) => sum + bytesOf(t), 0);
   const f32Bytes = tensors.reduce((sum, t) => sum + numel(t.shape) * 4, 0);
   const sharded = f32Bytes > (options.shardAboveBytes ?? 10e9);
@@ -68,10 +70,14 @@ export async function writeRandomCheckpoint(options: RandomCheckpointOptions): P
     files.push({ path: path.join(dir, name), bytes: Buffer.byteLength(text) });
   };
   await writeJson('config.json', hfConfigJson(config, dtype === 'F16' ? 'float16' : 'float32'));
-  const vocabText = `${ESM2_VOCAB.join('\n')}\n`;
-  await writeFile(path.join(dir, 'vocab.txt'), vocabText);
-  files.push({ path: path.join(dir, 'vocab.txt'), bytes: Buffer.byteLength(vocabText) });
-  await writeJson('tokenizer_config.json', TOKENIZER_CONFIG);
+  if (config.family === 'esmc') {
+    await writeJson('tokenizer.json', esmcTokenizerJson());
+  } else {
+    const vocabText = `${ESM2_VOCAB.join('\n')}\n`;
+    await writeFile(path.join(dir, 'vocab.txt'), vocabText);
+    files.push({ path: path.join(dir, 'vocab.txt'), bytes: Buffer.byteLength(vocabText) });
+  }
+  await writeJson('tokenizer_config.json', config.family === 'esmc' ? { ...TOKENIZER_CONFIG, tokenizer_class: 'ESMCTokenizer' } : TOKENIZER_CONFIG);
   await writeJson('special_tokens_map.json', SPECIAL_TOKENS_MAP);
 
   let written = 0;
@@ -104,6 +110,16 @@ export function hfTensorList(config: EsmConfig, dtype: 'F32' | 'F16' = 'F32'): T
   return specs;
 }
 
+/** ESM C's tokenizer.json: its 33 tokens as a vocabulary without merges, the specials as added tokens. */
+function esmcTokenizerJson(): Record<string, unknown> {
+  const special = (t: string) => t.startsWith('<') || t === '|';
+  return {
+    version: '1.0',
+    added_tokens: ESMC_TOKENS.flatMap((content, id) => (special(content) ? [{ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }] : [])),
+    model: { type: 'BPE', unk_token: '<unk>', vocab: Object.fromEntries(ESMC_TOKENS.map((t, id) => [t, id])), merges: [] },
+  };
+}
+
 /** HF's `model-00001-of-00003.safetensors` naming. */
 export function shardFileName(index: number, count: number): string {
   const pad = (n: number) => String(n).padStart(5, '0');
@@ -132,12 +148,13 @@ function planShards(tensors: TensorSpec[], maxShardBytes: number): TensorSpec[][
 
 /** Yields one tensor's values; the stream is keyed by name (the decoder reuses the embeddings' stream: tied). */
 function* generateTensor(t: TensorSpec, config: EsmConfig, seed: number): Generator<Float32Array> {
-  const name = t.name.replace(/^esm\./, '');
+  const name = t.name.replace(/^esmc?\./, '');
   if (name.endsWith('rotary_embeddings.inv_freq')) {
     yield rotaryInvFreq(config.hiddenSize / config.numHeads);
     return;
   }
-  const isNormWeight = /(LayerNorm|layer_norm|emb_layer_norm_after)\.weight$/.test(name);
+  // ESM C's hub names: layer_norm_weight (fused LayerNorm + Linear), q_ln / k_ln, transformer.norm, lm_head.2.
+  const isNormWeight = /(LayerNorm|layer_norm|emb_layer_norm_after)\.weight$|layer_norm_weight$|_ln\.weight$|transformer\.norm\.weight$|^lm_head\.2\.weight$/.test(name);
   const stream = new SeededStream(seed, name === LM_DECODER ? WORD_EMBEDDINGS : name);
   const center = isNormWeight ? 1 : 0; // LayerNorm gains near 1, everything else near 0
   let left = numel(t.shape);

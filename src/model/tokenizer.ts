@@ -9,6 +9,9 @@ export const ESM2_VOCAB: readonly string[] = [
   'X', 'B', 'U', 'Z', 'O', '.', '-', '<null_1>', '<mask>',
 ];
 
+/** ESM C's 33 tokens (tokenizer.json order): ESM-2's, with the chain break '|' where ESM-2 has <null_1>. */
+export const ESMC_TOKENS: readonly string[] = ESM2_VOCAB.map((t) => (t === '<null_1>' ? '|' : t));
+
 /** The 20 standard amino acids, in the order they appear in the ESM vocabulary. */
 export const STANDARD_AMINO_ACIDS: readonly string[] = [
   'L', 'A', 'G', 'V', 'S', 'E', 'R', 'T', 'I', 'D', 'P', 'K', 'Q', 'N', 'F', 'Y', 'M', 'H', 'W', 'C',
