@@ -14,6 +14,7 @@ import { buildApp } from '../src/server/app.js';
 import { loadSettings, SettingsError } from '../src/server/settings.js';
 import { scoreCost } from '../src/tasks/cost.js';
 import { loadConfig } from '../src/model/config.js';
+import { shareDevices } from '../src/server/members.js';
 
 const A = fixtureModelDirOf('esm1b_tiny');
 const SEQ = 'MKTVRQERLKSIVRILERSK';
@@ -73,6 +74,9 @@ test('/v1/models lists both members and says the server is an ensemble; /health 
     assert.equal(m.hidden_size, 32);
     assert.deepEqual(m.tasks, ['embed', 'logits', 'contacts', 'fill-mask', 'score', 'scan', 'pll']);
   }
+  // One replica per member on DEVICES=cpu, each entry naming its member.
+  assert.deepEqual((models.devices as { model: string }[]).map((d) => d.model), [A, B]);
+  assert.match(String(models.devices_description), /shared by 2 members: \d+ threads? per replica$/);
   const health = (await (await fetch(`${ensemble.url}/health`)).json()) as Record<string, unknown>;
   const single = (await (await fetch(`${singleA.url}/health`)).json()) as Record<string, unknown>;
   assert.deepEqual(Object.keys(health), Object.keys(single));
@@ -223,4 +227,17 @@ test('MODEL_NAME with an empty item or a duplicate stops start-up naming the set
   ] as const) {
     assert.throws(() => loadSettings({ MODEL_NAME: value }), (err: unknown) => err instanceof SettingsError && err.variable === 'MODEL_NAME' && why.test(err.message));
   }
+});
+
+test('members share the devices: CPU replicas split their threads between members, GPU replicas are each member\'s own', () => {
+  const cpu = { replicas: [{ device: 'cpu', intraOpNumThreads: 8 }, { device: 'cpu', intraOpNumThreads: 8 }], description: 'DEVICES=cpu:2: 2 cpu replicas × 8 threads' };
+  assert.equal(shareDevices(cpu, 1), cpu);
+  const five = shareDevices(cpu, 5);
+  assert.deepEqual(five.replicas.map((r) => r.intraOpNumThreads), [1, 1]);
+  assert.equal(five.description, 'DEVICES=cpu:2: 2 cpu replicas × 8 threads; shared by 5 members: 1 thread per replica');
+  assert.deepEqual(shareDevices(cpu, 2).replicas.map((r) => r.intraOpNumThreads), [4, 4]);
+  const gpu = { replicas: [{ device: 'cuda:0' }, { device: 'cuda:1' }], description: 'DEVICES=cuda:0,1: cuda:0, cuda:1' };
+  const shared = shareDevices(gpu, 5);
+  assert.deepEqual(shared.replicas, gpu.replicas);
+  assert.match(shared.description, /each of 5 members runs its own replicas on them$/);
 });
