@@ -188,7 +188,7 @@ test('admission counts every member: a scan one member may run is too costly for
   const all = await postJson(`${ensemble.url}/v1/score`, { sequence: LONG, scan: true });
   assert.equal(all.status, 413, JSON.stringify(all.json));
   assert.equal(all.json.error, 'too_costly');
-  assert.match(String(all.json.detail), new RegExp(`on each of 2 ensemble members.*MAX_REQUEST_TOKENS = ${maxRequestTokens.toLocaleString('en-US')}`));
+  assert.match(String(all.json.detail), new RegExp(`run by each of 2 ensemble members, summed\\), more than MAX_REQUEST_TOKENS = ${maxRequestTokens.toLocaleString('en-US')}`));
   const stream = await postJson(`${ensemble.url}/v1/score/stream`, { sequence: LONG });
   assert.equal(stream.status, 413);
 });

@@ -112,7 +112,7 @@ export function admitEnsemble(runtime: ServingRuntime, members: Member[], reques
     resultBytes: costs.reduce((n, c) => n + c.resultBytes, 0),
     // Each member's numbers, and their mean besides.
     responseFloats: costs.reduce((n, c) => n + c.responseFloats, costs[0].responseFloats),
-    largest: `${costs[0].largest ? `${costs[0].largest}, ` : ''}on each of ${members.length} ensemble members`,
+    largest: `${costs[0].largest ? `${costs[0].largest}; ` : ''}run by each of ${members.length} ensemble members, summed`,
   };
   checkCost(total, settings);
   const release = members[0].model.resultMemory.reserve(total.resultBytes);
