@@ -1,22 +1,24 @@
-// What the routes serve from: the model, its replicas and the scheduler, plus the service state
-// (initializing → ready → draining, or unhealthy) that health and readiness report.
+// What the routes serve from: the model (or an ensemble's members, server/members.ts), its replicas
+// and the scheduler, plus the service state (initializing → ready → draining, or unhealthy) that
+// health and readiness report.
 import type { FastifyBaseLogger } from 'fastify';
 import type { Esm2Checkpoint } from '../model/checkpoint.js';
 import { DEFAULT_MODEL_REPO, resolveModel } from '../model/hub/index.js';
-import { prepareModel } from '../engine/prepare.js';
-import { resolveDevices } from '../engine/detect.js';
-import { ReplicaPool, type PoolOptions, type PoolReplicaInfo } from '../engine/pool.js';
-import { ReplicaError } from '../engine/errors.js';
-import { Scheduler, type DropReport, type RetryReport, type SchedulerOptions } from '../scheduler/scheduler.js';
-import type { BatchReport } from '../scheduler/types.js';
+import { prepareModel, type PreparedModel } from '../engine/prepare.js';
+import { resolveDevices, type ResolvedDevices } from '../engine/detect.js';
+import type { ReplicaPool, PoolOptions, PoolReplicaInfo } from '../engine/pool.js';
+import type { Scheduler, SchedulerOptions } from '../scheduler/scheduler.js';
 import type { Precision } from '../compile/index.js';
-import { MaskedLogProbCache } from '../tasks/masked-marginals.js';
-import type { Settings } from './settings.js';
+import type { MaskedLogProbCache } from '../tasks/masked-marginals.js';
+import { parseModelNames, type Settings } from './settings.js';
 import { batchMemoryBound, type ModelDims } from '../contract/index.js';
 import type { ModelInference } from '../tasks/inference.js';
 import { ResultMemory } from '../tasks/cost.js';
 import { lengthLimit, type LengthLimit } from '../tasks/sequences.js';
 import type { Metrics } from './metrics.js';
+import { InputError } from '../tasks/errors.js';
+import { ensembleMismatch, notInterchangeable, replicaLabel, shareDevices, type Member } from './members.js';
+import { startModel } from './start-model.js';
 
 /** The batch-queue settings as the scheduler takes them (the server and the engine-only benchmark). */
 export function schedulerOptions(settings: Settings, dims?: ModelDims): SchedulerOptions {
@@ -62,7 +64,7 @@ export interface LoadedModel {
 export class ServingRuntime {
   state: ServiceState = 'initializing';
   message = 'loading the model';
-  /** The name every response reports (the demo's name when the demo is served). */
+  /** The name every response reports (the demo's name when the demo is served; an ensemble's comma list as given). */
   modelName: string;
   /** "huggingface hub (repo@commit)", "local directory" or "built-in demo"; "resolving" until known. */
   source = 'resolving';
@@ -70,7 +72,10 @@ export class ServingRuntime {
   demoReason?: string;
   /** Why DEVICES=auto chose cpu although NVIDIA GPUs are here (detect.ts gpuFallback); /health reports it. */
   devicesFallback?: string;
-  private loaded?: LoadedModel;
+  /** The checkpoints MODEL_NAME names, in its order (one unless an ensemble). */
+  readonly names: readonly string[];
+  /** Every checkpoint served, in MODEL_NAME's order, once loaded (an ensemble has several: server/members.ts). */
+  members: Member[] = [];
 
   constructor(
     readonly settings: Settings,
@@ -79,19 +84,45 @@ export class ServingRuntime {
     private readonly engineHooks: EngineTestHooks = {},
   ) {
     this.modelName = settings.modelName ?? DEFAULT_MODEL_REPO;
+    this.names = settings.modelName === undefined ? [] : parseModelNames(settings.modelName);
   }
 
-  /** The loaded model; throws 503-worthy errors while not ready. */
+  /** Whether MODEL_NAME names several checkpoints. */
+  get ensemble(): boolean {
+    return this.names.length > 1;
+  }
+
+  /** The first (or only) loaded model; undefined until loaded. */
   get model(): LoadedModel | undefined {
-    return this.loaded;
+    return this.members[0]?.model;
+  }
+
+  /**
+   * The member `name` picks (exactly as /v1/models lists it), the first without a name; an unknown
+   * name is a 422 on `model` naming the accepted ones. Only once loaded.
+   */
+  pick(name?: string): Member {
+    if (name === undefined) return this.members[0];
+    const member = this.members.find((m) => m.name === name);
+    if (!member) throw new InputError('model', `no model ${JSON.stringify(name)} here; this server serves ${this.members.map((m) => JSON.stringify(m.name)).join(', ')}`);
+    return member;
+  }
+
+  /** Why some member has no replica that will ever serve again (then that member, and the ensemble, cannot serve), or undefined. */
+  unavailableReason(): string | undefined {
+    for (const m of this.members) {
+      const why = m.model.pool.unavailableReason();
+      if (why) return this.ensemble ? `${m.name}: ${why}` : why;
+    }
+    return undefined;
   }
 
   async start(): Promise<void> {
     try {
-      this.loaded = await this.load();
+      this.members = await this.load();
       this.state = 'ready';
       this.message = 'model loaded and every replica is up';
-      this.log.info({ model: this.modelName, devices: this.loaded.devicesDescription, precision: this.loaded.precision }, 'ready');
+      this.log.info({ model: this.modelName, devices: this.model!.devicesDescription, precision: this.model!.precision }, 'ready');
     } catch (err) {
       this.state = 'unhealthy';
       this.message = err instanceof Error ? err.message : String(err);
@@ -99,24 +130,73 @@ export class ServingRuntime {
     }
   }
 
-  private async load(): Promise<LoadedModel> {
+  private async load(): Promise<Member[]> {
     const { settings, log } = this;
-    // A local directory, a hub repository (downloaded into the shared cache), or — MODEL_NAME
-    // unset and the default model out of reach — the demo (see model/hub/resolve.ts).
-    this.message = 'resolving the model';
-    const resolved = await resolveModel(settings.modelName, {
-      log: { info: (m) => log.info(m), warn: (m) => log.warn(m) },
-      allowDemo: settings.allowDemoModel,
-      // /ready's detail while a large model downloads, so a probe or a person sees it progress.
-      onProgress: (file, bytes, total) => {
-        this.message = `downloading ${this.modelName}: ${file} ${total ? `${Math.floor((100 * bytes) / total)} %` : `${bytes} bytes`}`;
-      },
-    });
-    this.modelName = resolved.name;
-    this.source = resolved.source;
-    if (resolved.demo) this.demoReason = resolved.demoReason ?? 'the built-in demo checkpoint';
-    this.message = 'loading the model';
-    const modelDir = resolved.dir;
+    const names: (string | undefined)[] = this.names.length > 0 ? [...this.names] : [undefined];
+    const prepared: { name: string; source: string; model: PreparedModel; limit: LengthLimit }[] = [];
+    const closeAll = async () => void (await Promise.all(prepared.map((p) => p.model.checkpoint.close())));
+    let devices: ResolvedDevices | undefined;
+    try {
+      for (const name of names) {
+        // A local directory, a hub repository (downloaded into the shared cache), or — MODEL_NAME
+        // unset and the default model out of reach — the demo (see model/hub/resolve.ts).
+        this.message = 'resolving the model';
+        const label = name ?? this.modelName;
+        const resolved = await resolveModel(name, {
+          log: { info: (m) => log.info(m), warn: (m) => log.warn(m) },
+          allowDemo: settings.allowDemoModel,
+          // /ready's detail while a large model downloads, so a probe or a person sees it progress.
+          onProgress: (file, bytes, total) => {
+            this.message = `downloading ${label}: ${file} ${total ? `${Math.floor((100 * bytes) / total)} %` : `${bytes} bytes`}`;
+          },
+        });
+        if (!this.ensemble) {
+          this.modelName = resolved.name;
+          this.source = resolved.source;
+        }
+        if (resolved.demo) this.demoReason = resolved.demoReason ?? 'the built-in demo checkpoint';
+        this.message = 'loading the model';
+        devices ??= await this.resolveDevices();
+        const model = await prepareModel({
+          modelDir: resolved.dir,
+          device: devices.replicas[0].device,
+          precision: settings.precision,
+          contacts: true,
+          log: (message, level = 'info') => log[level](message),
+        });
+        const limit = lengthLimit(model.checkpoint.config, settings.maxSequenceLength);
+        prepared.push({ name: resolved.name, source: resolved.source, model, limit });
+        // Refused before any replica starts: members must be interchangeable for scoring.
+        const first = prepared[0];
+        const why = notInterchangeable(first.model.checkpoint, first.limit, model.checkpoint, limit);
+        if (why) throw ensembleMismatch(first.name, resolved.name, why);
+      }
+    } catch (err) {
+      await closeAll();
+      throw err;
+    }
+    if (this.ensemble) this.source = `ensemble of ${prepared.length}: ${prepared.map((p) => p.source).join('; ')}`;
+    const shared = shareDevices(devices!, prepared.length);
+    if (this.ensemble) log.info({ devices: shared.description }, 'ensemble devices');
+    // One result-memory budget for the whole server, whichever member a request runs on.
+    const resultMemory = new ResultMemory(settings.maxResultBytesInFlight);
+    const members: Member[] = [];
+    try {
+      for (const [k, p] of prepared.entries()) {
+        const context = { settings, log, metrics: this.metrics, engineHooks: this.engineHooks, onBatch: () => this.updateQueueGauges() };
+        const model = await startModel(context, { prepared: p.model, devices: shared, limit: p.limit, resultMemory, replicaLabel: (i) => replicaLabel(k, i, this.ensemble) });
+        members.push({ name: p.name, source: p.source, model });
+      }
+    } catch (err) {
+      await Promise.all(members.map((m) => m.model.pool.close()));
+      await closeAll();
+      throw err;
+    }
+    return members;
+  }
+
+  private async resolveDevices(): Promise<ResolvedDevices> {
+    const { settings, log } = this;
     const devices = await resolveDevices(settings.devices);
     log.info({ devices: devices.description }, 'devices');
     if (devices.gpuFallback) {
@@ -125,112 +205,42 @@ export class ServingRuntime {
       log.warn(this.devicesFallback);
       this.metrics.replicaFallbacks.inc({ requested: settings.devices, device: 'cpu' });
     }
-    const prepared = await prepareModel({
-      modelDir,
-      device: devices.replicas[0].device,
-      precision: settings.precision,
-      contacts: true,
-      log: (message, level = 'info') => log[level](message),
-    });
-    let pool: ReplicaPool;
-    try {
-      pool = await ReplicaPool.start({
-        replicas: devices.replicas,
-        // Each replica loads the graphs of the device it obtains: fp32 on a cpu fallback (PRECISION=auto).
-        models: prepared.graphsFor,
-        allowCpuFallback: settings.allowCpuFallback,
-        padTokenId: prepared.checkpoint.tokenizer.padId,
-        runTimeoutMs: settings.replicaRunTimeoutMs,
-        hangTimeoutMs: settings.replicaHangTimeoutMs,
-        log: (level, message) => log[level](message),
-        ...this.engineHooks,
-      });
-    } catch (err) {
-      await prepared.checkpoint.close();
-      if (err instanceof ReplicaError && err.reason === 'device-unavailable') throw new Error(`${err.message} (ALLOW_CPU_FALLBACK=false)`);
-      throw err;
-    }
-    const m = this.metrics;
-    const labels = (index: number) => ({ device: pool.replicaInfo()[index].device, replica: String(index) });
-    const countFallback = (info: PoolReplicaInfo) => void (info.fallbackReason && m.replicaFallbacks.inc({ requested: info.device, device: info.actual }));
-    for (const info of pool.replicaInfo()) {
-      m.replicaUp.set(labels(info.index), info.state === 'failed' ? 0 : 1);
-      countFallback(info);
-    }
-    pool.on('replica-up', (index: number, info: PoolReplicaInfo) => {
-      m.replicaUp.set(labels(index), 1);
-      m.replicaRestarts.inc(labels(index));
-      countFallback(info);
-    });
-    pool.on('replica-down', (index: number, reason) => {
-      m.replicaUp.set(labels(index), 0);
-      if (reason === 'hung') m.replicaHangs.inc(labels(index));
-    });
-    const dims = prepared.checkpoint.config;
-    const scheduler = new Scheduler(pool, schedulerOptions(settings, dims));
-    scheduler.on('batch', (report: BatchReport) => this.recordBatch(report, pool));
-    pool.on('replica-up', () => scheduler.wake()); // a restarted replica takes waiting work at once
-    pool.on('replica-down', () => scheduler.wake()); // the last one failed: what waits is answered 503 at once
-    scheduler.on('retry', ({ reason, sequences }: RetryReport) => {
-      m.batchRetries.inc({ reason });
-      m.retriedSequences.inc({ reason }, sequences);
-    });
-    scheduler.on('dropped', ({ reason, sequences }: DropReport) => m.droppedSequences.inc({ reason }, sequences));
-    const limit = lengthLimit(dims, settings.maxSequenceLength);
-    const inference: ModelInference = {
-      scheduler,
-      dims,
-      windowSize: limit.residues,
-      inFlightBatches: Math.max(1, pool.size) + 1,
-    };
-    return {
-      checkpoint: prepared.checkpoint,
-      pool,
-      scheduler,
-      precision: precisionOf(pool.replicaInfo()) ?? prepared.precision,
-      devicesDescription: devices.description,
-      lengthLimit: limit,
-      windowSize: limit.residues,
-      maskedCache: new MaskedLogProbCache(),
-      inference,
-      resultMemory: new ResultMemory(settings.maxResultBytesInFlight),
-    };
-  }
-
-  private recordBatch(report: BatchReport, pool: ReplicaPool): void {
-    const m = this.metrics;
-    m.batchSequences.observe(report.sequences);
-    m.batchTokens.observe(report.paddedTokens);
-    m.batchPadding.observe(report.paddedTokens > 0 ? 1 - report.tokens / report.paddedTokens : 0);
-    m.inferenceDuration.observe({ device: pool.replicaInfo()[report.replica].device }, report.durationMs / 1000);
-    if (report.ok) m.residues.inc(report.tokens - 2 * report.sequences);
-    this.updateQueueGauges();
+    return devices;
   }
 
   updateQueueGauges(): void {
-    const stats = this.loaded?.scheduler.stats();
-    this.metrics.queueSequences.set(stats?.queuedSequences ?? 0);
-    this.metrics.queueTokens.set(stats?.queuedTokens ?? 0);
+    let sequences = 0;
+    let tokens = 0;
+    for (const member of this.members) {
+      const stats = member.model.scheduler.stats();
+      sequences += stats.queuedSequences;
+      tokens += stats.queuedTokens;
+    }
+    this.metrics.queueSequences.set(sequences);
+    this.metrics.queueTokens.set(tokens);
   }
 
   /** Answers every request with work queued or running now with `error` (a drain out of time); returns how many. */
   abortAll(error: unknown): number {
-    return this.loaded?.scheduler.abortAll(error) ?? 0;
+    return this.members.reduce((n, m) => n + m.model.scheduler.abortAll(error), 0);
   }
 
   /** Kills the replica processes at once, for an exit that cannot wait for the drain. */
   killReplicas(): void {
-    this.loaded?.pool.kill();
+    for (const m of this.members) m.model.pool.kill();
   }
 
-  /** Stops taking work, lets queued and running work finish, closes the replicas. */
+  /** Stops taking work, lets queued and running work finish (every member's), closes the replicas. */
   async drain(): Promise<void> {
     this.state = 'draining';
     this.message = 'shutting down: finishing accepted work';
-    if (!this.loaded) return;
-    await this.loaded.scheduler.drain();
-    await this.loaded.pool.close();
-    await this.loaded.checkpoint.close();
+    await Promise.all(
+      this.members.map(async ({ model }) => {
+        await model.scheduler.drain();
+        await model.pool.close();
+        await model.checkpoint.close();
+      }),
+    );
   }
 }
 

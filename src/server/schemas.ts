@@ -10,6 +10,11 @@ export const Truncation = Type.Union(TRUNCATION_MODES.map((m) => Type.Literal(m)
     'sequences longer than MAX_SEQUENCE_LENGTH: "error" (422), "truncate" (first residues, flagged), "window" (overlapping windows of MAX_SEQUENCE_LENGTH residues, stride half a window, averaged)',
 });
 
+/** Every inference route's optional pick of an ensemble member (GET /v1/models lists their names). */
+export const ModelPick = Type.Optional(
+  Type.String({ description: 'the model to run, by its name exactly as GET /v1/models lists it: one member of an ensemble (default: the first; /v1/score: all of them, averaged); on a one-model server its name' }),
+);
+
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 
 export const PredictBody = Type.Object({
@@ -17,6 +22,7 @@ export const PredictBody = Type.Object({
   include_embeddings: Type.Boolean({ default: true, description: 'return the mean embedding of the last layer over residues (cls/eos excluded)' }),
   include_attention: Type.Boolean({ default: false, description: 'return the attention shape [heads, L, L] of this sequence' }),
   truncation: Truncation,
+  model: ModelPick,
 });
 export type PredictBody = Static<typeof PredictBody>;
 
@@ -42,6 +48,7 @@ export function predictBatchBody(maxBatchSize: number) {
     include_embeddings: Type.Boolean({ default: true }),
     include_attention: Type.Boolean({ default: false }),
     truncation: Truncation,
+    model: ModelPick,
   });
 }
 export type PredictBatchBody = Static<ReturnType<typeof predictBatchBody>>;
@@ -66,6 +73,7 @@ export function embedBody(maxBatchSize: number) {
     include: Type.Array(Type.Union(EMBED_INCLUDES.map((kind) => Type.Literal(kind))), { default: ['mean'], minItems: 1, uniqueItems: true }),
     repr_layers: Type.Array(Type.Integer(), { default: [-1], minItems: 1, description: 'absolute layers (0 = embeddings) or negative from the end (-1 = last, after the final LayerNorm)' }),
     truncation: Truncation,
+    model: ModelPick,
   });
 }
 export type EmbedBody = Static<ReturnType<typeof embedBody>>;

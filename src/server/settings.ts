@@ -12,7 +12,7 @@ export const DISTRIBUTION_STRATEGIES = ['balanced', 'contiguous'] as const;
 export type DistributionStrategy = (typeof DISTRIBUTION_STRATEGIES)[number];
 
 export interface Settings {
-  /** A local checkpoint directory or a hub repository id, as given; undefined: the default model (see model/hub/resolve.ts). */
+  /** A local checkpoint directory or a hub repository id, or a comma list of them (an ensemble: parseModelNames), as given; undefined: the default model (see model/hub/resolve.ts). */
   modelName?: string;
   host: string;
   port: number;
@@ -100,7 +100,7 @@ export const SETTINGS_DOCS: readonly SettingDoc[] = [
     variable: 'MODEL_NAME',
     default: 'unset',
     description:
-      'A local ESM-2 checkpoint directory (HuggingFace layout; an existing directory wins), or a HuggingFace hub repository `org/name[@revision]`, downloaded into the hub cache as Python\'s huggingface_hub does. Unset: `facebook/esm2_t6_8M_UR50D`, or — when that cannot be had (offline, nothing cached) — the built-in demo checkpoint with random weights, with a warning (see ALLOW_DEMO_MODEL). A set MODEL_NAME that cannot be loaded stops start-up',
+      'A local ESM-2 checkpoint directory (HuggingFace layout; an existing directory wins), or a HuggingFace hub repository `org/name[@revision]`, downloaded into the hub cache as Python\'s huggingface_hub does. Unset: `facebook/esm2_t6_8M_UR50D`, or — when that cannot be had (offline, nothing cached) — the built-in demo checkpoint with random weights, with a warning (see ALLOW_DEMO_MODEL). A set MODEL_NAME that cannot be loaded stops start-up. A comma list (e.g. the five `facebook/esm1v_t33_650M_UR90S_1` … `_5`) serves an **ensemble**: every member loaded, each with its own replicas on DEVICES (CPU threads split between members), of one family and one vocabulary (refused at start otherwise); `/v1/score` without `model` returns the members\' mean score and each member\'s, every route takes `model` to pick one member (README, Models). Items are trimmed; an empty item or a duplicate stops start-up',
   },
   { variable: 'HOST', default: '0.0.0.0', description: 'Address to listen on' },
   { variable: 'PORT', default: '8000', description: 'Port to listen on (0–65535; 0 picks a free one)' },
@@ -194,6 +194,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
       `at least BODY_LIMIT_BYTES = ${bodyLimitBytes}, so that a body of the largest allowed size fits the budget`,
     );
   }
+  if (env.MODEL_NAME !== undefined && env.MODEL_NAME.trim() !== '') parseModelNames(env.MODEL_NAME);
   const host = read('HOST').trim();
   if (!host) throw new SettingsError('HOST', read('HOST'), 'an address to listen on, e.g. 0.0.0.0');
   return {
@@ -235,6 +236,19 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     allowDemoModel: readBoolean('ALLOW_DEMO_MODEL', read('ALLOW_DEMO_MODEL')),
     allowCpuFallback: readBoolean('ALLOW_CPU_FALLBACK', read('ALLOW_CPU_FALLBACK')),
   };
+}
+
+/**
+ * The checkpoints MODEL_NAME names: one name as given, or a comma list (an ensemble), each item
+ * trimmed. An empty item or one named twice is a SettingsError naming MODEL_NAME.
+ */
+export function parseModelNames(raw: string): string[] {
+  if (!raw.includes(',')) return [raw];
+  const names = raw.split(',').map((n) => n.trim());
+  if (names.some((n) => n === '')) throw new SettingsError('MODEL_NAME', raw, 'a checkpoint, or a comma list of checkpoints (an ensemble) without empty items');
+  const twice = names.find((n, i) => names.indexOf(n) !== i);
+  if (twice !== undefined) throw new SettingsError('MODEL_NAME', raw, `a comma list of distinct checkpoints (an ensemble): "${twice}" is named twice`);
+  return names;
 }
 
 /** An optional string setting: unset and empty both mean "not given" (compose files set empties). */

@@ -8,18 +8,33 @@ import { startRequest, type InferenceRequest } from '../../tasks/inference.js';
 import type { ScoreContext } from '../../tasks/score.js';
 import { noReplica, notReady } from '../errors.js';
 import type { LoadedModel, ServingRuntime } from '../runtime.js';
+import type { Member } from '../members.js';
 
 /**
- * The model every inference route runs on, or the 503 refusing the request: not ready (loading,
- * draining), or no replica left to serve (every one failed for good; the scheduler also ends work
- * already queued then). A replica that is restarting still takes work: it waits for the restart.
+ * The member a request runs on (`model`: its name, or the first member without one), or the 503
+ * refusing the request: not ready (loading, draining), or no replica left to serve (every one of
+ * that member failed for good; the scheduler also ends work already queued then). A replica that
+ * is restarting still takes work: it waits for the restart. An unknown `model` is a 422.
  */
-export function readyModel(runtime: ServingRuntime): LoadedModel {
-  const model = runtime.model;
-  if (runtime.state !== 'ready' || !model) throw notReady(`service is ${runtime.state}: ${runtime.message}`);
-  const unavailable = model.pool.unavailableReason();
+export function readyMember(runtime: ServingRuntime, name?: string): Member {
+  if (runtime.state !== 'ready' || !runtime.model) throw notReady(`service is ${runtime.state}: ${runtime.message}`);
+  const member = runtime.pick(name);
+  const unavailable = member.model.pool.unavailableReason();
   if (unavailable) throw noReplica(`no replica can serve: ${unavailable}`);
-  return model;
+  return member;
+}
+
+/** The first (or only) member's model, or the 503 refusing the request (readyMember). */
+export function readyModel(runtime: ServingRuntime): LoadedModel {
+  return readyMember(runtime).model;
+}
+
+/** Every member, for a request that runs them all (an ensemble's score), or the 503 refusing it. */
+export function readyMembers(runtime: ServingRuntime): Member[] {
+  if (runtime.state !== 'ready' || !runtime.model) throw notReady(`service is ${runtime.state}: ${runtime.message}`);
+  const unavailable = runtime.unavailableReason();
+  if (unavailable) throw noReplica(`no replica can serve: ${unavailable}`);
+  return runtime.members;
 }
 
 /** Aborts when the client disconnects before its reply has been sent. */
@@ -63,12 +78,65 @@ export function admit(runtime: ServingRuntime, model: LoadedModel, request: Fast
   };
 }
 
-/** The scoring context of one request: its inference, and the masked rows shared between requests (keyed by model, precision, window). */
-export function scoreContext(runtime: ServingRuntime, model: LoadedModel, inference: InferenceRequest): ScoreContext {
+/** The scoring context of one request: its inference, and the masked rows shared between requests (keyed by member, precision, window). */
+export function scoreContext(member: Member, inference: InferenceRequest): ScoreContext {
+  const { model } = member;
   return {
     infer: inference.infer,
     tokenizer: model.checkpoint.tokenizer,
-    cache: { store: model.maskedCache, model: `${runtime.modelName}|${model.precision}|${model.windowSize}` },
+    cache: { store: model.maskedCache, model: `${member.name}|${model.precision}|${model.windowSize}` },
     windowSize: model.windowSize,
+  };
+}
+
+/** An ensemble request admitted: one inference per member, all ended together. */
+export interface AdmittedEnsemble {
+  requests: InferenceRequest[];
+  /**
+   * Runs `work` on every member at once (results in members' order); a failure of one ends the
+   * others with its error. Sets the timing headers (the longest member's) unless `headers` is false.
+   */
+  run<T>(work: (request: InferenceRequest, member: Member, index: number) => Promise<T>, options?: { headers?: boolean }): Promise<T[]>;
+}
+
+/**
+ * Admits a request that runs every member: its cost is the members' costs summed (tokens, result
+ * memory, response numbers), checked against the per-request limits and reserved from the one
+ * result memory as a whole, so an ensemble never gets members × a request's allowance.
+ */
+export function admitEnsemble(runtime: ServingRuntime, members: Member[], request: FastifyRequest, reply: FastifyReply, costs: RequestCost[]): AdmittedEnsemble {
+  const { settings } = runtime;
+  const total: RequestCost = {
+    ...costs[0],
+    tokens: costs.reduce((n, c) => n + c.tokens, 0),
+    resultBytes: costs.reduce((n, c) => n + c.resultBytes, 0),
+    // Each member's numbers, and their mean besides.
+    responseFloats: costs.reduce((n, c) => n + c.responseFloats, costs[0].responseFloats),
+    largest: `${costs[0].largest ? `${costs[0].largest}; ` : ''}run by each of ${members.length} ensemble members, summed`,
+  };
+  checkCost(total, settings);
+  const release = members[0].model.resultMemory.reserve(total.resultBytes);
+  reply.raw.once('close', release);
+  const signal = clientGone(request, reply);
+  const requests = members.map((m, i) => startRequest(m.model.inference, { signal, timeoutMs: settings.requestTimeoutMs, tokens: costs[i].tokens }));
+  reply.raw.once('close', () => requests.forEach((r) => r.end()));
+  return {
+    requests,
+    async run(work, { headers = true } = {}) {
+      const results = await Promise.all(
+        members.map((member, i) =>
+          requests[i].run(() => work(requests[i], member, i)).catch((err: unknown) => {
+            for (const r of requests) r.end(err);
+            throw err;
+          }),
+        ),
+      );
+      if (headers) {
+        const timings = requests.map((r) => r.timing());
+        void reply.header('x-queue-time', Math.max(...timings.map((t) => t.queueMs)).toFixed(1));
+        void reply.header('x-inference-time', Math.max(...timings.map((t) => t.inferenceMs)).toFixed(1));
+      }
+      return results;
+    },
   };
 }

@@ -8,7 +8,7 @@ import { InputError } from '../../tasks/errors.js';
 import { embedJson, embedSafetensorsEntries, embedTensors, embedWant, NO_CONTACT_HEAD, resolveReprLayers, type EmbedSpec } from '../../tasks/embed.js';
 import { ErrorResponse, embedBody } from '../schemas.js';
 import type { ServingRuntime } from '../runtime.js';
-import { admit, readyModel } from './common.js';
+import { admit, readyMember } from './common.js';
 import { embedCost } from '../../tasks/cost.js';
 
 const SAFETENSORS = 'application/octet-stream';
@@ -33,9 +33,10 @@ export const embedRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime }>
       },
     },
     async (request, reply) => {
-      const model = readyModel(runtime);
-      const { config, tokenizer } = model.checkpoint;
       const body = request.body;
+      const member = readyMember(runtime, body.model);
+      const { model } = member;
+      const { config, tokenizer } = model.checkpoint;
       let layers: number[];
       try {
         layers = resolveReprLayers(body.repr_layers, config.numLayers);
@@ -52,12 +53,12 @@ export const embedRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime }>
       const tensors = outcomes.map((o, i) => embedTensors(o.result, spec, encoded[i].length, config.hiddenSize, config.vocabSize));
       // Both forms go out streamed as the client reads (RESPONSE_WRITE_TIMEOUT_MS bounds one that does not).
       if (safetensors) {
-        const body = safetensorsStream(tensors.flatMap((t, i) => embedSafetensorsEntries(i, t)), { model: runtime.modelName });
+        const body = safetensorsStream(tensors.flatMap((t, i) => embedSafetensorsEntries(i, t)), { model: member.name });
         return reply.type(SAFETENSORS).header('content-length', body.byteLength).send(body);
       }
       return reply.type('application/json; charset=utf-8').send(
         jsonStream({
-          model: runtime.modelName,
+          model: member.name,
           results: tensors.map((t, i) => ({
             index: i,
             length: encoded[i].length,

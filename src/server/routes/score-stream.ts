@@ -16,7 +16,9 @@ import { toApiError } from '../errors.js';
 import { ErrorResponse, Truncation } from '../schemas.js';
 import type { ServingRuntime } from '../runtime.js';
 import { scoreCost } from '../../tasks/cost.js';
-import { admit, readyModel, scoreContext } from './common.js';
+import { admit, readyMember, scoreContext } from './common.js';
+import { ModelPick } from '../schemas.js';
+import { admitEnsembleScore, ensembleScan } from './ensemble-score.js';
 
 /** A comment line keeps proxies and idle timeouts from closing a quiet stream. */
 const KEEP_ALIVE_MS = 15_000;
@@ -35,44 +37,49 @@ export const scoreStreamRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRunt
         description:
           'Same body as `/v1/score` with `scan: true` (without `scan` or `mutations`). The response is `text/event-stream`: `progress` events ' +
           '`{done, total}` while the masked passes run, then one `result` event with the body `/v1/score` returns, or one `error` event ' +
-          '`{detail, error, status}`. Invalid requests are refused with the usual JSON errors before the stream starts.',
+          '`{detail, error, status}`. Invalid requests are refused with the usual JSON errors before the stream starts. On an ensemble without `model` ' +
+          'every member scans: progress counts all their passes, and the result has the mean `matrix`, `member_matrices` and `members`.',
         body: Type.Object({
           sequence: Type.String({ description: 'Protein sequence (see /predict)' }),
           method: Type.Union(SCORE_METHODS.map((m) => Type.Literal(m)), { default: 'masked_marginal' }),
           truncation: Truncation,
+          model: ModelPick,
         }),
         response: { 200: Type.Any(), 400: ErrorResponse, 422: ErrorResponse, 503: ErrorResponse },
       },
     },
     async (request, reply) => {
-      const model = readyModel(runtime);
       const body = request.body;
-      const { tokenizer } = model.checkpoint;
-      const encoded = encodeSequence(tokenizer, body.sequence, 'sequence', model.lengthLimit, body.truncation);
+      const scanAll = runtime.ensemble && body.model === undefined;
+      // An ensemble without a pick scans with every member (ensemble-score.ts), its cost theirs together.
+      const ensemble = scanAll ? admitEnsembleScore(runtime, request, reply, { ...body, scan: true }) : undefined;
+      const member = scanAll ? undefined : readyMember(runtime, body.model);
+      const model = member?.model;
+      const encoded = ensemble ? ensemble.encoded[0] : encodeSequence(model!.checkpoint.tokenizer, body.sequence, 'sequence', model!.lengthLimit, body.truncation);
       const L = encoded.length;
-      const admitted = admit(runtime, model, request, reply, scoreCost(model.checkpoint.config, model.windowSize, L, body.method, L, L * 20));
+      const admitted = model && admit(runtime, model, request, reply, scoreCost(model.checkpoint.config, model.windowSize, L, body.method, L, L * 20));
       // Every part of the request listens to its one signal.
-      setMaxListeners(256, admitted.request.signal);
+      for (const r of ensemble ? ensemble.admitted.requests : [admitted!.request]) setMaxListeners(256, r.signal);
 
       const stream = new PassThrough();
       // After a client has gone, Fastify destroys the stream; what the scan still reports is dropped.
       const send = (text: string) => void (!stream.destroyed && !stream.writableEnded && stream.write(text));
       const keepAlive = setInterval(() => send(': keep-alive\n\n'), KEEP_ALIVE_MS);
       let last = -1;
-      const context = scoreContext(runtime, model, admitted.request);
+      const onProgress = (done: number, total: number) => {
+        if (done === last) return;
+        last = done;
+        send(sseEvent('progress', { done, total }));
+      };
       // The stream has begun before the scan ends: no timing headers, the request alone.
-      const scan = admitted.request.run(() => scanMutations(context, encoded.tokens, body.method, {
-        onProgress: (done, total) => {
-          if (done === last) return;
-          last = done;
-          send(sseEvent('progress', { done, total }));
-        },
-      }));
+      const scan = ensemble
+        ? ensembleScan(ensemble, body.method, { onProgress, headers: false }).then((result) => ({ members: ensemble.members.map((m) => m.name), ...result }))
+        : admitted!.request.run(() => scanMutations(scoreContext(member!, admitted!.request), encoded.tokens, body.method, { onProgress }));
       scan
         .then((result) => {
           send(
             sseEvent('result', {
-              model: runtime.modelName,
+              model: member?.name ?? runtime.modelName,
               method: body.method,
               ...(encoded.truncated ? { truncated: true, original_length: encoded.originalLength } : {}),
               ...result,
