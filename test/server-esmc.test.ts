@@ -66,6 +66,10 @@ test('the tokenizer gives the fixture token ids; /v1/models names ESM C, its 33 
   assert.equal(body.vocabulary_tokens, 33);
   assert.equal((body.vocabulary as string[])[31], '|');
   assert.equal((body.vocabulary as string[])[40], '<unused_40>');
+  // Not a published ESM C shape: no licence is claimed for it.
+  assert.deepEqual(body.published_shape, []);
+  assert.equal(body.license, null);
+  assert.equal(body.parameters, 64 * 64 * 2 + 2 * (64 * 6 + 64 * 64 * 4 + 3 * 64 * 256) + 64 + (64 * 64 + 64 * 3 + 64));
   // A placeholder is not a token: written inline it is refused like any unknown special token.
   const refused = await postJson(`${server.url}/v1/embed`, { sequences: ['MK<unused_40>V'] });
   assert.equal(refused.status, 422);

@@ -16,6 +16,7 @@ import type { ModelInference } from '../tasks/inference.js';
 import { ResultMemory } from '../tasks/cost.js';
 import { lengthLimit, type LengthLimit } from '../tasks/sequences.js';
 import type { Metrics } from './metrics.js';
+import { checkpointIdentity, licenseWarning } from '../model/identity.js';
 import { InputError } from '../tasks/errors.js';
 import { ensembleMismatch, notInterchangeable, replicaLabel, shareDevices, type Member } from './members.js';
 import { startModel } from './start-model.js';
@@ -164,6 +165,8 @@ export class ServingRuntime {
           contacts: true,
           log: (message, level = 'info') => log[level](message),
         });
+        const licenseNote = licenseWarning(resolved.name, checkpointIdentity(model.checkpoint));
+        if (licenseNote) log.warn(licenseNote);
         const limit = lengthLimit(model.checkpoint.config, settings.maxSequenceLength);
         prepared.push({ name: resolved.name, source: resolved.source, model, limit });
         // Refused before any replica starts: members must be interchangeable for scoring.

@@ -2,6 +2,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { precisionOf, type LoadedModel, type ServingRuntime } from '../runtime.js';
 import type { Member } from '../members.js';
+import { checkpointIdentity, identityJson } from '../../model/identity.js';
 import { settingsInForce } from '../settings.js';
 import { FAMILY_NAMES } from '../../model/config.js';
 import { healthVerdict, livenessVerdict } from '../health.js';
@@ -18,6 +19,7 @@ const memberInfo = ({ name, source, model }: Member) => ({
   layers: model.checkpoint.config.numLayers,
   hidden_size: model.checkpoint.config.hiddenSize,
   tasks: tasksOf(model),
+  ...identityJson(checkpointIdentity(model.checkpoint)),
   precision: precisionOf(model.pool.replicaInfo()) ?? model.precision,
 });
 
@@ -99,6 +101,8 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime;
       layers: config?.numLayers ?? null,
       hidden_size: config?.hiddenSize ?? null,
       attention_heads: config?.numHeads ?? null,
+      // The published model(s) of this shape, the parameter count, and the licence of those published weights (null: not a published shape).
+      ...(model ? identityJson(checkpointIdentity(model.checkpoint)) : { published_shape: null, parameters: null, license: null }),
       vocabulary: model ? [...model.checkpoint.tokenizer.vocab] : null,
       // Ids below this are tokens; the rest (ESM C: 33 of 64) are placeholders `<unused_N>` the head still has logits for.
       vocabulary_tokens: model ? model.checkpoint.tokenizer.tokenCount : null,

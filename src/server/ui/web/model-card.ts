@@ -7,11 +7,14 @@ export interface ModelInfo {
   name: string;
   source: string;
   state: string;
-  /** "ESM-2" or "ESM-1b / ESM-1v" once the model is loaded. */
+  /** "ESM-2", "ESM-1b / ESM-1v" or "ESM C" once the model is loaded. */
   family_name: string | null;
   layers: number | null;
   hidden_size: number | null;
   attention_heads: number | null;
+  published_shape: string[] | null;
+  parameters: number | null;
+  license: { name: string; url: string; non_commercial: boolean } | null;
   vocabulary: string[] | null;
   max_sequence_length: number;
   precision: string | null;
@@ -34,6 +37,8 @@ export function renderModelCard(info: ModelInfo): void {
     ['source', info.source],
     ['family', info.family_name ?? 'loading'],
     ['shape', info.layers === null ? 'loading' : `${info.layers} layers, ${info.hidden_size} hidden, ${info.attention_heads} heads`],
+    ['size', info.parameters === null ? 'loading' : `${(info.parameters / 1e6).toFixed(info.parameters < 1e7 ? 2 : 0)}M parameters${info.published_shape?.length ? ` (the shape of ${info.published_shape.join(' / ')})` : ''}`],
+    ['license', info.license ? `${info.license.name}${info.license.non_commercial ? ' — not for commercial use' : ''}` : info.parameters === null ? 'loading' : 'unknown: see the checkpoint\'s model card'],
     ['precision', info.precision ?? '—'],
     ['max residues', String(info.max_sequence_length)], // the family's limit where smaller (ESM-1b: 1022)
     ['devices', info.devices_description ? `${info.devices_description} — ${devices}` : devices],
