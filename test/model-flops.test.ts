@@ -101,3 +101,10 @@ test('attention makes cost superlinear in length: doubling T more than doubles F
   assert.equal(ratio, countFlops(T6, 1000) / countFlops(T6, 500));
   assert.ok(ratio > 2, `ratio ${ratio}`);
 });
+
+test('ESM C counts its SwiGLU as three E × I GEMMs (gate, up, down) where ESM-2 has two', () => {
+  const esmc = presetConfig(getPreset('ESMC-300M'));
+  const T = 100;
+  const asEsm2 = esm2ForwardFlops({ ...esmc, family: 'esm2' }, T);
+  assert.equal(esm2ForwardFlops(esmc, T) - asEsm2, esmc.numLayers * 2 * T * esmc.hiddenSize * esmc.intermediateSize);
+});
