@@ -24,7 +24,7 @@ import { copyFixture } from './helpers/fixture-copy.js';
 import { startLocalEngine } from '../src/cli/local-engine.js';
 import { compareSequence, cosine, relativeError, spearman } from '../src/tasks/precision-compare.js';
 import { runGoldenRows } from './helpers/run-graph.js';
-import { goldenCases, fixtureModelDir, type GoldenCase } from './helpers/golden.js';
+import { goldenCases, fixtureModelDir, fixtureModelDirOf, type GoldenCase } from './helpers/golden.js';
 
 /*
  * Bounds for the fixture (hidden 32, 2 layers), measured on AVX2 without VNNI: worst case over the
@@ -34,15 +34,22 @@ import { goldenCases, fixtureModelDir, type GoldenCase } from './helpers/golden.
  * (≈ 1/126 of a channel's range each) through a net this small, so their bound is 3e-2 with margin.
  */
 const MIN_MEAN_COSINE = 0.999;
-const MAX_RELATIVE_ERROR = 3e-2;
+/**
+ * ESM C's fixture (hidden 64, residual branches × 1/√(2/36) = 4.2) measured worst logits 3.8e-2,
+ * rows 3.4e-2, mean cosine 0.99970 (INT8_REPORT=1 prints them): its bound is 5e-2.
+ */
+const MAX_RELATIVE_ERROR = { esm2_tiny: 3e-2, esmc_tiny: 5e-2 };
 const MIN_DMS_SPEARMAN = 0.99;
 
 let checkpoint: Esm2Checkpoint;
+/** The ESM-2 fixture's checkpoint, for the tests that loop over fixtures. */
+let fixtureCheckpoint: Esm2Checkpoint;
 let cacheDir: string;
 let cases: GoldenCase[];
 
 before(async () => {
   checkpoint = await loadCheckpoint(fixtureModelDir);
+  fixtureCheckpoint = checkpoint;
   cacheDir = await mkdtemp(join(tmpdir(), 'esm2-int8-'));
   cases = await goldenCases();
 });
@@ -65,37 +72,43 @@ test('int8 weights: per output channel, |q| ≤ 63 (no u8·s8 saturation without
   }
 });
 
-test('the fixture in int8 against fp32 of the same graph: mean cosine ≥ 0.999, logits and rows within 3e-2, one at a time and batched', async () => {
-  const fp32 = await compileCheckpoint(checkpoint, { variant: 'default', precision: 'fp32', cacheDir });
-  const int8 = await compileCheckpoint(checkpoint, { variant: 'default', precision: 'int8', cacheDir });
-  const rows = cases.map((c) => checkpoint.tokenizer.encode(c.sequence));
-  const outputs = [];
-  for (const compiled of [fp32, int8]) {
-    const session = await ort.InferenceSession.create(compiled.onnxPath);
-    const run = (batch: Int32Array[]) => runGoldenRows(session, batch, { padTokenId: checkpoint.tokenizer.padId, numLayers: compiled.numLayers, contacts: false });
-    outputs.push({ single: await Promise.all(rows.map(async (r) => (await run([r]))[0])), batched: await run(rows) });
-    await session.release();
-  }
-  const [ref, got] = outputs;
-  const E = checkpoint.config.hiddenSize;
-  const mean = (h: Float32Array, tokens: number) => {
-    const m = new Float64Array(E);
-    for (let t = 1; t < tokens - 1; t++) for (let e = 0; e < E; e++) m[e] += h[t * E + e];
-    return m;
-  };
-  for (const mode of ['single', 'batched'] as const) {
-    for (const [i, c] of cases.entries()) {
-      const a = got[mode][i];
-      const b = ref.single[i];
-      const cos = cosine(mean(a.last_hidden!, rows[i].length), mean(b.last_hidden!, rows[i].length));
-      assert.ok(cos >= MIN_MEAN_COSINE, `${c.id} (${mode}): mean cosine ${cos}`);
-      for (const quantity of ['logits', 'last_hidden', 'repr_layer1'] as const) {
-        const err = relativeError(a[quantity]!, b[quantity]!);
-        assert.ok(err <= MAX_RELATIVE_ERROR, `${c.id}.${quantity} (${mode}): relative error ${err.toExponential(2)}`);
+for (const fixture of ['esm2_tiny', 'esmc_tiny'] as const) {
+  test(`${fixture} in int8 against fp32 of the same graph: mean cosine ≥ 0.999, logits and rows within ${MAX_RELATIVE_ERROR[fixture]}, one at a time and batched`, async (t) => {
+    const checkpoint = fixture === 'esm2_tiny' ? fixtureCheckpoint : await loadCheckpoint(fixtureModelDirOf(fixture));
+    if (checkpoint !== fixtureCheckpoint) t.after(() => checkpoint.close());
+    const cases = await goldenCases(fixture);
+    const fp32 = await compileCheckpoint(checkpoint, { variant: 'default', precision: 'fp32', cacheDir });
+    const int8 = await compileCheckpoint(checkpoint, { variant: 'default', precision: 'int8', cacheDir });
+    const rows = cases.map((c) => checkpoint.tokenizer.encode(c.sequence));
+    const outputs = [];
+    for (const compiled of [fp32, int8]) {
+      const session = await ort.InferenceSession.create(compiled.onnxPath);
+      const run = (batch: Int32Array[]) => runGoldenRows(session, batch, { padTokenId: checkpoint.tokenizer.padId, numLayers: compiled.numLayers, contacts: false });
+      outputs.push({ single: await Promise.all(rows.map(async (r) => (await run([r]))[0])), batched: await run(rows) });
+      await session.release();
+    }
+    const [ref, got] = outputs;
+    const E = checkpoint.config.hiddenSize;
+    const mean = (h: Float32Array, tokens: number) => {
+      const m = new Float64Array(E);
+      for (let t = 1; t < tokens - 1; t++) for (let e = 0; e < E; e++) m[e] += h[t * E + e];
+      return m;
+    };
+    for (const mode of ['single', 'batched'] as const) {
+      for (const [i, c] of cases.entries()) {
+        const a = got[mode][i];
+        const b = ref.single[i];
+        const cos = cosine(mean(a.last_hidden!, rows[i].length), mean(b.last_hidden!, rows[i].length));
+        if (process.env.INT8_REPORT) console.log(fixture, mode, c.id, 'cosine', cos.toFixed(6), ['logits', 'last_hidden', 'repr_layer1'].map((q) => relativeError(a[q as 'logits']!, b[q as 'logits']!).toExponential(2)).join(' '));
+        assert.ok(cos >= MIN_MEAN_COSINE, `${c.id} (${mode}): mean cosine ${cos}`);
+        for (const quantity of ['logits', 'last_hidden', 'repr_layer1'] as const) {
+          const err = relativeError(a[quantity]!, b[quantity]!);
+          assert.ok(err <= MAX_RELATIVE_ERROR[fixture], `${c.id}.${quantity} (${mode}): relative error ${err.toExponential(2)}`);
+        }
       }
     }
-  }
-});
+  });
+}
 
 test('a 300-residue deep mutational scan in int8 ranks like fp32 (Spearman ≥ 0.99) and PLL moves little', async () => {
   const common = { modelDir: fixtureModelDir, cacheDir, threads: 1 };

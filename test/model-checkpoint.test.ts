@@ -150,6 +150,36 @@ describe('loadCheckpoint on the ESM-1b fixture (absolute positions)', () => {
   });
 });
 
+describe('loadCheckpoint on the ESM C fixture (two layouts)', () => {
+  test('both layouts give the same tensors under the same names; the hub\'s fused q/k/v and gate/up are read as row ranges', async (t) => {
+    const hub = await open(t, fixtureModelDirOf('esmc_tiny'));
+    const port = await open(t, fixtureModelDirOf('esmc_tiny', 'model_transformers'));
+    assert.equal(hub.config.family, 'esmc');
+    assert.deepEqual(hub.tensorNames, port.tensorNames);
+    assert.equal(hub.hasContactHead, false);
+    for (const name of hub.tensorNames) assert.deepEqual(await hub.readTensor(name), await port.readTensor(name), name);
+    const fused = (await readFixtureTensors('esmc_tiny')).find((x) => x.name === 'esmc.transformer.blocks.1.attn.layernorm_qkv.weight')!;
+    assert.deepEqual(await hub.readTensor('layers.1.self_attn.k_proj.weight'), fused.data.slice(64 * 64, 2 * 64 * 64));
+    assert.equal(hub.tokenizer.vocab.length, 64);
+    const esm2 = await open(t, fixtureModelDirOf('esm2_tiny'));
+    assert.notEqual(await hub.fingerprint(), await esm2.fingerprint());
+    assert.equal(await hub.fingerprint(), await hub.fingerprint());
+  });
+
+  test('a missing or misshapen ESM C tensor is named by its stored name; tokenizer.json problems name the file', async (t) => {
+    const missing = await copyFixture(t, { fixture: 'esmc_tiny', edit: without('esmc.transformer.blocks.1.attn.q_ln.weight') });
+    await rejectsWith(loadCheckpoint(missing), 'model.safetensors', /missing \(looked for "esmc.transformer.blocks.1.attn.q_ln.weight" and "transformer.blocks.1.attn.q_ln.weight"/, 'layers.1.self_attn.q_norm.weight');
+    const fc1 = 'esmc.transformer.blocks.0.ffn.fc1_weight';
+    const short = await copyFixture(t, { fixture: 'esmc_tiny', edit: (ts) => ts.map((x) => (x.name === fc1 ? { ...x, shape: [256, 64], data: x.data.subarray(0, 256 * 64) } : x)) });
+    await rejectsWith(loadCheckpoint(short), 'model.safetensors', /expected shape \[512,64\], found \[256,64\]$/, fc1);
+    const extra = await copyFixture(t, { fixture: 'esmc_tiny', edit: (ts) => [...ts, { ...ts.find((x) => x.name === 'esmc.transformer.blocks.1.attn.q_ln.weight')!, name: 'esmc.transformer.blocks.2.attn.q_ln.weight' }] });
+    await rejectsWith(loadCheckpoint(extra), 'model.safetensors', /layer 2 exists but config.json num_hidden_layers is 2/, 'esmc.transformer.blocks.2.attn.q_ln.weight');
+    const gap = await copyFixture(t, { fixture: 'esmc_tiny' });
+    await editJson(gap, 'tokenizer.json', (j) => void delete (j.model as { vocab: Record<string, number> }).vocab.L);
+    await rejectsWith(loadCheckpoint(gap), 'tokenizer.json', /token ids are not contiguous: no token has id 4/);
+  });
+});
+
 describe('broken checkpoints give one clear CheckpointError', () => {
   test('missing tensor', async (t) => {
     const dir = await copyFixture(t, { edit: without('esm.encoder.layer.1.output.dense.weight') });

@@ -1,4 +1,5 @@
 // Writable copies of the golden checkpoint, optionally with edited tensors, for loader tests.
+import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
@@ -6,7 +7,7 @@ import { SafetensorsFile, writeSafetensors, type FloatDtype, type TensorToWrite 
 import { fixtureModelDirOf, type GoldenFixture } from './paths.js';
 import { tempDir } from './temp-dir.js';
 
-export const FIXTURE_TEXT_FILES = ['config.json', 'vocab.txt', 'tokenizer_config.json', 'special_tokens_map.json'];
+export const FIXTURE_TEXT_FILES = ['config.json', 'vocab.txt', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json'];
 
 export interface FixtureTensor {
   name: string;
@@ -19,7 +20,8 @@ export async function readFixtureTensors(fixture: GoldenFixture = 'esm2_tiny'): 
   const file = await SafetensorsFile.open(path.join(fixtureModelDirOf(fixture), 'model.safetensors'));
   try {
     const out: FixtureTensor[] = [];
-    for (const [name, entry] of file.tensors) out.push({ name, shape: [...entry.shape], data: await file.readFloat32(name) });
+    // Float tensors only: ESM C's hub layout also stores empty U8 `_extra_state` entries, never read.
+    for (const [name, entry] of file.tensors) if (entry.dtype !== 'U8') out.push({ name, shape: [...entry.shape], data: await file.readFloat32(name) });
     return out;
   } finally {
     await file.close();
@@ -41,7 +43,7 @@ export async function copyFixture(t: TestContext, options: CopyOptions = {}): Pr
   const dir = await tempDir(t);
   const fixtureModelDir = fixtureModelDirOf(options.fixture ?? 'esm2_tiny');
   for (const name of FIXTURE_TEXT_FILES) {
-    await writeFile(path.join(dir, name), await readFile(path.join(fixtureModelDir, name)));
+    if (existsSync(path.join(fixtureModelDir, name))) await writeFile(path.join(dir, name), await readFile(path.join(fixtureModelDir, name)));
   }
   if (options.noWeights) return dir;
   const target = path.join(dir, 'model.safetensors');

@@ -142,7 +142,8 @@ async function refreshModel(): Promise<void> {
   try {
     const info = await loadModelInfo();
     renderModelCard(info);
-    if (info.vocabulary) vocab = info.vocabulary;
+    // Only the tokens: ESM C's placeholders (<unused_N>) have logits but are no input.
+    if (info.vocabulary) vocab = info.vocabulary.slice(0, info.vocabulary_tokens ?? info.vocabulary.length);
     maxLength = info.max_sequence_length;
     exposed.model = info;
     validate();

@@ -16,6 +16,8 @@ export interface ModelInfo {
   parameters: number | null;
   license: { name: string; url: string; non_commercial: boolean } | null;
   vocabulary: string[] | null;
+  /** Ids below this are tokens; the rest are placeholders (ESM C: 33 of 64). */
+  vocabulary_tokens: number | null;
   max_sequence_length: number;
   precision: string | null;
   devices: { id: number; requested: string; device: string; precision: string | null; state: string; fallback_reason: string | null }[];
