@@ -1,6 +1,7 @@
-// npm run bench:engine — engine throughput on random checkpoints of published ESM-2 shapes, next
-// to the machine's fp32 MatMul rate measured in the same run. Prints a table (and JSON with --json).
-import { existsSync } from 'node:fs';
+// npm run bench:engine — engine throughput on random checkpoints of published shapes, next to the
+// machine's fp32 MatMul rate measured in the same run (cpu). Prints a table (and JSON with --json or
+// --output). `--device webgpu|cuda:0` runs the replicas there (no MatMul reference: it is the cpu's).
+import { existsSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
@@ -27,8 +28,14 @@ const program = new Command('bench:engine')
   .option('--batching <kinds>', 'budget (tokenBudgetBatches, greedy), tight (least padding under the same budget)', 'budget')
   .option('--peer', 'then run the original implementation on the same shape (bench/peer.ts) and print the ratio')
   .option('--json', 'also print the rows as JSON')
+  .option('--output <file>', 'write the rows (with each graph\'s path and the device used) as JSON here')
+  .option('--device <spec>', 'where the replicas run: cpu, webgpu, cuda:N, tensorrt:N (no fallback to cpu: a failure is reported)', 'cpu')
   .parse();
-const opts = program.opts<{ presets: string; sequences: string; toksPerBatch: string; repeats: string; attention: string; batching: string; precisions: string; threads: string; cache: string; peer?: boolean; json?: boolean }>();
+const opts = program.opts<{
+  presets: string; sequences: string; toksPerBatch: string; repeats: string; attention: string; batching: string; precisions: string; threads: string; cache: string;
+  peer?: boolean; json?: boolean; output?: string; device: string;
+}>();
+const onCpu = opts.device === 'cpu';
 
 const threads = Number(opts.threads);
 for (const kind of opts.batching.split(',')) if (kind !== 'budget' && kind !== 'tight') throw new Error(`--batching takes budget and/or tight, got "${kind}"`);
@@ -39,14 +46,15 @@ const residues = lengths.reduce((a, b) => a + b, 0);
 console.log(`workload: ${proteins.length} sequences, ${residues} residues (lognormal, median 250, 30–1022), batches ≤ ${opts.toksPerBatch} padded tokens, ${threads} threads`);
 // The GEMM rate depends on the shape; the best of the t30 FFN's two shapes and a larger one is the
 // reference, so "% of MatMul" is conservative.
-const matmulShapes: [number, number, number][] = [[4096, 640, 2560], [4096, 2560, 640], [4096, 1280, 5120]];
+const matmulShapes: [number, number, number][] = onCpu ? [[4096, 640, 2560], [4096, 2560, 640], [4096, 1280, 5120]] : [];
 const matmulRates: number[] = [];
 for (const [m, k, n] of matmulShapes) {
   matmulRates.push(await matmulGflops(m, k, n, threads));
   console.log(`fp32 MatMul through ORT (${m}×${k} · ${k}×${n}): ${matmulRates.at(-1)!.toFixed(1)} GFLOP/s`);
 }
-const matmul = Math.max(...matmulRates);
-console.log(`reference MatMul rate: ${matmul.toFixed(1)} GFLOP/s`);
+const matmul = onCpu ? Math.max(...matmulRates) : NaN;
+console.log(onCpu ? `reference MatMul rate: ${matmul.toFixed(1)} GFLOP/s` : `device ${opts.device}: no MatMul reference (it is the cpu's)`);
+const graphs: Record<string, string> = {};
 
 const peer = opts.peer ? peerConfig() : undefined;
 const peerSkip = peer && (await peerMissing(peer));
@@ -65,19 +73,35 @@ for (const preset of opts.presets.split(',')) {
   for (const attention of opts.attention.split(',')) for (const precision of opts.precisions.split(',') as Precision[]) {
     const batches = batching === 'tight' ? tightBatches(counts, Number(opts.toksPerBatch)) : tokenBudgetBatches(counts, Number(opts.toksPerBatch));
     const compiled = await compileCheckpoint(checkpoint, { variant: 'default', precision, fusedAttention: attention === 'fused', cacheDir: join(opts.cache, 'compiled') });
-    const replica = await Replica.start({ device: 'cpu', models: { default: compiled.onnxPath }, intraOpNumThreads: threads });
+    let replica: Replica;
+    try {
+      replica = await Replica.start({ device: opts.device, models: { default: compiled.onnxPath }, intraOpNumThreads: threads, allowCpuFallback: false });
+    } catch (err) {
+      // A device that cannot run this graph is a result too (webgpu and some precisions).
+      rows.push({ model: preset, attention, batching, precision, device: opts.device, error: (err as Error).message });
+      console.log(rows.at(-1));
+      continue;
+    }
+    graphs[`${preset} ${precision} ${attention}`] = compiled.onnxPath;
     const last = checkpoint.config.numLayers;
     const runAll = async () => {
       for (const batch of batches) await replica.run({ tokens: batch.map((i) => tokens[i]), want: { mean: [last] } });
     };
-    await replica.run({ tokens: batches[0].map((i) => tokens[i]), want: { mean: [last] } }); // warm-up
     const times: number[] = [];
-    for (let r = 0; r < Number(opts.repeats); r++) {
-      const started = performance.now();
-      await runAll();
-      times.push((performance.now() - started) / 1000);
+    try {
+      await replica.run({ tokens: batches[0].map((i) => tokens[i]), want: { mean: [last] } }); // warm-up
+      for (let r = 0; r < Number(opts.repeats); r++) {
+        const started = performance.now();
+        await runAll();
+        times.push((performance.now() - started) / 1000);
+      }
+    } catch (err) {
+      rows.push({ model: preset, attention, batching, precision, device: opts.device, error: (err as Error).message });
+      console.log(rows.at(-1));
+      continue;
+    } finally {
+      await replica.close();
     }
-    await replica.close();
     const seconds = median(times);
     const gflops = flops / seconds / 1e9;
     const fp32 = rows.find((r) => r.model === preset && r.attention === attention && r.batching === batching && r.precision === 'fp32');
@@ -86,12 +110,13 @@ for (const preset of opts.presets.split(',')) {
       attention,
       batching,
       precision,
+      ...(onCpu ? {} : { device: opts.device }),
       batches: batches.length,
       'padding %': (100 * paddingShare(counts, batches)).toFixed(1),
       'seconds (median)': seconds.toFixed(2),
       'residues/s': Math.round(residues / seconds),
       'model GFLOP/s': gflops.toFixed(1),
-      '% of MatMul': ((100 * gflops) / matmul).toFixed(0),
+      '% of MatMul': onCpu ? ((100 * gflops) / matmul).toFixed(0) : '',
       ...(opts.precisions.includes(',') ? { 'vs fp32': fp32 && precision !== 'fp32' ? `${(Number(fp32['seconds (median)']) / seconds).toFixed(2)}×` : '' } : {}),
     });
     console.log(rows.at(-1));
@@ -110,4 +135,6 @@ for (const preset of opts.presets.split(',')) {
 console.log();
 console.table(rows);
 if (peerRows.length) console.table(peerRows);
-if (opts.json) console.log(JSON.stringify({ matmulGflops: Object.fromEntries(matmulShapes.map((shape, i) => [shape.join('x'), matmulRates[i]])), reference: matmul, threads, rows, peer: peerRows }, null, 2));
+const report = { device: opts.device, matmulGflops: Object.fromEntries(matmulShapes.map((shape, i) => [shape.join('x'), matmulRates[i]])), reference: onCpu ? matmul : null, threads, rows, peer: peerRows, graphs };
+if (opts.json) console.log(JSON.stringify(report, null, 2));
+if (opts.output) writeFileSync(opts.output, `${JSON.stringify(report, null, 2)}\n`);
