@@ -10,7 +10,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out=$(realpath -m "${1:-$root/device-pack}")
-# DEVICE_PACK_XZ_LEVEL (default 6) and DEVICE_PACK_LIMIT_MIB (default 64) exist for the test, which packs fast (level 0, over the limit).
+# For the test (test/device-check.test.ts), which packs fast: DEVICE_PACK_XZ_LEVEL (default 6),
+# DEVICE_PACK_LIMIT_MIB (default 64), DEVICE_PACK_NO_BUILD=1 (dist/ is built), DEVICE_PACK_NO_GL=1 (no apt).
 level=${DEVICE_PACK_XZ_LEVEL:-6}
 limit=$((${DEVICE_PACK_LIMIT_MIB:-64} * 1024 * 1024))
 cd "$root"
@@ -18,7 +19,7 @@ cd "$root"
 node_bin=$(command -v node)
 major=$("$node_bin" -p 'process.versions.node.split(".")[0]')
 [ "$major" -ge 24 ] || { echo "device:pack: node $("$node_bin" --version) is older than package.json engines (>=24)" >&2; exit 1; }
-npm run build --silent
+[ -n "${DEVICE_PACK_NO_BUILD:-}" ] || npm run build --silent
 
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
@@ -27,6 +28,8 @@ cp -r dist bin package.json package-lock.json "$stage/app/"
 # Production dependencies only, from the lock file; no install scripts (onnxruntime-node's native
 # library is in its package), then only the linux-x64 binaries of onnxruntime-node.
 (cd "$stage/app" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
+# The one devDependency the check's scripts import (bench/http-benchmark.ts: undici, no dependencies of its own).
+cp -r node_modules/undici "$stage/app/node_modules/"
 find "$stage/app/node_modules/onnxruntime-node/bin" -mindepth 3 -maxdepth 3 -type d ! -path '*/linux/x64' -exec rm -rf {} +
 
 rm -rf "$out"
@@ -36,7 +39,9 @@ tar -C "$stage" -cf - app | xz "-$level" -T0 >"$out/app.tar.xz"
 # The device README's recipe: amd64 debs downloaded, unpacked there with dpkg -x.
 apt_opts=(-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists="$stage/apt-lists" -oDir::Cache="$stage/apt-cache" -qq)
 mkdir -p "$stage/apt-lists/partial" "$stage/apt-cache/archives/partial"
-if apt-get "${apt_opts[@]}" update >/dev/null 2>&1 &&
+if [ -n "${DEVICE_PACK_NO_GL:-}" ]; then
+  echo "device:pack: no Vulkan loader debs (DEVICE_PACK_NO_GL)"
+elif apt-get "${apt_opts[@]}" update >/dev/null 2>&1 &&
   (cd "$out/gl" && apt-get "${apt_opts[@]}" download libvulkan1 libegl1 libglvnd0 libgl1 libglx0 >/dev/null 2>&1); then
   echo "device:pack: Vulkan loader debs: $(ls "$out/gl" | tr '\n' ' ')"
 else
