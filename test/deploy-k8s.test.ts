@@ -15,6 +15,7 @@ import { Command } from 'commander';
 import { parse as parseYamlText } from 'yaml';
 import { registerEmbed } from '../src/cli/embed.js';
 import { SETTINGS_DOCS, loadSettings } from '../src/server/settings.js';
+import { Metrics } from '../src/server/metrics.js';
 import { parseShardSpec, selectShard } from '../src/tasks/embed-file.js';
 import {
   describe,
@@ -497,4 +498,35 @@ test('the validation finds what the API server would refuse', async () => {
   assert.match(text, /Ingress\/esm2-inference: .*ingressClassname/);
   assert.equal(problems.filter((p) => !/initialDelaySecond|containerPort|selector|ingressClassname|'string' is not assignable to type 'number'/.test(p)).length, 0, `only the broken fields are reported:\n${text}`);
   assert.ok(!routes.has('/healthz'), 'a probe on a route the server lacks is caught');
+});
+
+test('component alerts: a PrometheusRule on the service\'s own metrics — valid, in the Service\'s namespace, every series one the server exports', { skip: noKubectl }, async (t) => {
+  if (!('path' in kubectl)) return;
+  const dir = await mkdtemp(path.join(tmpdir(), 'esm2-kustomize-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const rel = (p: string) => path.relative(dir, path.join(K8S, p));
+  await writeFile(
+    path.join(dir, 'kustomization.yaml'),
+    ['apiVersion: kustomize.config.k8s.io/v1beta1', 'kind: Kustomization', 'resources:', `  - ${rel('overlays/cpu')}`, 'components:', `  - ${rel('components/servicemonitor')}`, `  - ${rel('components/alerts')}`, ''].join('\n'),
+  );
+  const objects = await kustomize(kubectl.path, dir);
+  assert.deepEqual(await validateObjects(objects), []);
+  const rule = only(objects, 'PrometheusRule');
+  assert.equal(rule.metadata.namespace, only(objects, 'Service').metadata.namespace);
+  const rules = (rule.spec.groups as K8sObject[]).flatMap((g) => g.rules as K8sObject[]);
+  assert.deepEqual(rules.map((r) => r.alert), ['Esm2AllReplicasDown', 'Esm2ReplicaDown', 'Esm2ReplicaRestarting', 'Esm2QueueNearLimit', 'Esm2LatencyP99High', 'Esm2High5xxRate', 'Esm2DemoModelServing']);
+  // Every series a rule reads is one the server registers (a renamed metric would silence an alert).
+  const exported = new Set((await new Metrics().registry.getMetricsAsJSON()).map((m) => m.name));
+  for (const r of rules) {
+    assert.ok(['warning', 'critical'].includes(r.labels.severity), `${r.alert}: severity`);
+    assert.ok(r.annotations.summary && r.annotations.description, `${r.alert}: summary and description`);
+    for (const series of String(r.expr).match(/esm2_[a-z0-9_]+/g) ?? []) {
+      const name = series.replace(/_(bucket|sum|count)$/, '');
+      assert.ok(exported.has(name), `${r.alert}: ${series} is not a metric the server exports`);
+    }
+  }
+  // The latency rule's route matcher (PromQL anchors =~) takes the inference routes and no probe.
+  const matcher = new RegExp(`^(?:${/route=~"([^"]+)"/.exec(rules.find((r) => r.alert === 'Esm2LatencyP99High')!.expr)![1]})$`);
+  for (const route of ['/predict', '/predict/batch', '/v1/embed', '/v1/score']) assert.ok(matcher.test(route), route);
+  for (const route of ['/health', '/ready', '/metrics']) assert.ok(!matcher.test(route), route);
 });

@@ -90,6 +90,8 @@ test('MODEL_NAME unset and the hub unreachable: the demo, named as such everywhe
   assert.equal(models.source, 'built-in demo');
   const { json } = await postJson(`${server.url}/predict`, { sequence: 'MKTVRQ' });
   assert.equal(json.model_name, DEMO_MODEL_NAME);
+  // The alerts component's Esm2DemoModelServing reads this gauge.
+  assert.match(await (await fetch(`${server.url}/metrics`)).text(), /^esm2_demo_model 1$/m);
 });
 
 test('ALLOW_DEMO_MODEL=false and the default model out of reach: start-up fails with one line saying why, no demo', async (t) => {

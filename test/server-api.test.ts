@@ -173,6 +173,9 @@ describe('probes, models, metrics, docs', () => {
       assert.ok(text.includes(`# TYPE ${name}`), name);
     }
     assert.match(text, /esm2_requests_total\{route="\/predict",status="200"\} [1-9]/);
+    // What the alerts component compares the queue depth with, and its demo-model gauge (0: the fixture serves).
+    assert.match(text, new RegExp(`^esm2_queue_limit_tokens ${server.runtime.settings.maxQueuedTokens}$`, 'm'));
+    assert.match(text, /^esm2_demo_model 0$/m);
   });
 
   test('OpenAPI spec and UI', async () => {

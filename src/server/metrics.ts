@@ -13,6 +13,9 @@ export class Metrics {
   });
   readonly queueSequences = new client.Gauge({ name: 'esm2_queue_depth_sequences', help: 'Sequences waiting in the batch queue', registers: [this.registry] });
   readonly queueTokens = new client.Gauge({ name: 'esm2_queue_depth_tokens', help: 'Tokens waiting in the batch queue (the autoscaling signal)', registers: [this.registry] });
+  /** MAX_QUEUED_TOKENS, so that an alert can say how full the queue is (k8s/components/alerts). */
+  readonly queueLimitTokens = new client.Gauge({ name: 'esm2_queue_limit_tokens', help: 'Tokens the batch queue holds before new work is refused (MAX_QUEUED_TOKENS)', registers: [this.registry] });
+  readonly demoModel = new client.Gauge({ name: 'esm2_demo_model', help: '1 while the built-in demo checkpoint (random weights) serves, else 0', registers: [this.registry] });
   readonly batchSequences = new client.Histogram({
     name: 'esm2_batch_sequences',
     help: 'Sequences per engine batch',

@@ -85,6 +85,7 @@ export class ServingRuntime {
     private readonly engineHooks: EngineTestHooks = {},
   ) {
     this.modelName = settings.modelName ?? DEFAULT_MODEL_REPO;
+    metrics.queueLimitTokens.set(settings.maxQueuedTokens);
     this.names = settings.modelName === undefined ? [] : parseModelNames(settings.modelName);
   }
 
@@ -156,6 +157,7 @@ export class ServingRuntime {
           this.source = resolved.source;
         }
         if (resolved.demo) this.demoReason = resolved.demoReason ?? 'the built-in demo checkpoint';
+        this.metrics.demoModel.set(this.demoReason ? 1 : 0);
         this.message = 'loading the model';
         devices ??= await this.resolveDevices();
         const model = await prepareModel({
