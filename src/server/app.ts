@@ -36,7 +36,7 @@ export interface App {
 
 export async function buildApp(
   settings: Settings,
-  opts: { version: string; logger?: boolean | object; engine?: EngineTestHooks; tracing?: Tracing } = { version: '0.0.0' },
+  opts: { version: string; logger?: boolean | object; engine?: EngineTestHooks; tracing?: Tracing | null } = { version: '0.0.0' },
 ): Promise<App> {
   const app = Fastify({
     logger: opts.logger ?? { level: settings.logLevel },
@@ -61,8 +61,8 @@ export async function buildApp(
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  // OpenTelemetry, when the OTEL_* variables ask for it (server/tracing.ts): first, so that the server span covers every other hook.
-  const tracing = opts.tracing ?? startTracing(opts.version);
+  // OpenTelemetry, when the OTEL_* variables ask for it (server/tracing.ts; `tracing`: given, or null: off): first, so that the server span covers every other hook.
+  const tracing = opts.tracing === undefined ? startTracing(opts.version) : (opts.tracing ?? undefined);
   if (tracing) installHttpTracing(app, tracing);
 
   const routes: App['routes'] = [];
