@@ -320,7 +320,7 @@ export class Scheduler extends EventEmitter {
     if (results) {
       this.meter.record(tokens, durationMs);
       this.laneMeters[lane].record(tokens, durationMs);
-      this.deliver(replica, items, results, startedAt, durationMs);
+      this.deliver(replica, items, results, { startedAt, durationMs, tokens, paddedTokens: maxLength * items.length });
     } else {
       this.recover(items, failure);
     }
@@ -377,7 +377,8 @@ export class Scheduler extends EventEmitter {
     for (const request of new Set(live.map((item) => item.request))) this.abandon(request, failure);
   }
 
-  private deliver(replica: number, items: QueuedItem[], results: SequenceResult[], startedAt: number, durationMs: number): void {
+  private deliver(replica: number, items: QueuedItem[], results: SequenceResult[], batch: { startedAt: number; durationMs: number; tokens: number; paddedTokens: number }): void {
+    const { startedAt, durationMs } = batch;
     items.forEach((item, k) => {
       if (item.request.settled) return; // cancelled, timed out or failed while running: dropped
       let result: SequenceResult;
@@ -393,6 +394,9 @@ export class Scheduler extends EventEmitter {
         queueMs: startedAt - item.enqueuedAt,
         inferenceMs: durationMs,
         batchSize: items.length,
+        startedAt,
+        batchTokens: batch.tokens,
+        batchPaddedTokens: batch.paddedTokens,
       });
     });
   }

@@ -26,6 +26,11 @@ export interface ItemOutcome {
   inferenceMs: number;
   /** Sequences in its batch (from every request). */
   batchSize: number;
+  /** When its batch began (performance.now()); queueMs and inferenceMs are measured from it (tracing builds spans from these). */
+  startedAt: number;
+  /** Real tokens of its batch (every request's), and max length × sequences. */
+  batchTokens: number;
+  batchPaddedTokens: number;
 }
 
 /** Emitted for every batch run, for metrics. */

@@ -19,6 +19,8 @@ import { embedRoutes } from './routes/embed.js';
 import { taskRoutes } from './routes/tasks.js';
 import { scoreStreamRoutes } from './routes/score-stream.js';
 import { UI_ROUTES, uiRoutes } from './routes/ui.js';
+import { startTracing, type Tracing } from './tracing.js';
+import { installHttpTracing } from './http-tracing.js';
 
 /** Routes reached without the API key: probes, scrapers, and the web page's assets (which hold no data). */
 const OPEN_ROUTES = new Set<string>(['/health', '/ready', '/v1/health/live', '/v1/health/ready', '/metrics', ...UI_ROUTES]);
@@ -32,7 +34,10 @@ export interface App {
   bodies: BodyBudget;
 }
 
-export async function buildApp(settings: Settings, opts: { version: string; logger?: boolean | object; engine?: EngineTestHooks } = { version: '0.0.0' }): Promise<App> {
+export async function buildApp(
+  settings: Settings,
+  opts: { version: string; logger?: boolean | object; engine?: EngineTestHooks; tracing?: Tracing | null } = { version: '0.0.0' },
+): Promise<App> {
   const app = Fastify({
     logger: opts.logger ?? { level: settings.logLevel },
     bodyLimit: settings.bodyLimitBytes,
@@ -55,6 +60,10 @@ export async function buildApp(settings: Settings, opts: { version: string; logg
       connectionsCheckingInterval: Math.min(30_000, Math.max(50, Math.round(settings.clientTimeoutMs / 10))),
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
+
+  // OpenTelemetry, when the OTEL_* variables ask for it (server/tracing.ts; `tracing`: given, or null: off): first, so that the server span covers every other hook.
+  const tracing = opts.tracing === undefined ? startTracing(opts.version) : (opts.tracing ?? undefined);
+  if (tracing) installHttpTracing(app, tracing);
 
   const routes: App['routes'] = [];
   app.addHook('onRoute', ({ method, url }) => void routes.push(...[method].flat().map((m) => ({ method: m, url }))));

@@ -164,6 +164,21 @@ export const HUB_SETTINGS_DOCS: readonly SettingDoc[] = [
   { variable: 'HF_HUB_DOWNLOAD_TIMEOUT', default: '10', description: 'Seconds a download may connect or stall before it is retried (5 retries, resuming)' },
 ];
 
+/**
+ * OpenTelemetry's standard variables that tracing honours (server/tracing.ts). Documented in the
+ * same table; not part of Settings, since the OpenTelemetry SDK and exporter read most of them.
+ */
+export const TRACING_SETTINGS_DOCS: readonly SettingDoc[] = [
+  { variable: 'OTEL_EXPORTER_OTLP_ENDPOINT', default: 'unset', description: 'Tracing on: OTLP/HTTP (JSON) spans go to `<endpoint>/v1/traces`; unset (and OTEL_EXPORTER_OTLP_TRACES_ENDPOINT unset): tracing off, no `traceparent` header, nothing registered' },
+  { variable: 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', default: 'unset', description: 'Tracing on, spans sent to exactly this URL (wins over OTEL_EXPORTER_OTLP_ENDPOINT); also `OTEL_EXPORTER_OTLP_HEADERS` / `_TIMEOUT` as the SDK reads them' },
+  { variable: 'OTEL_SDK_DISABLED', default: 'false', description: '`true`: tracing off whatever the endpoint' },
+  { variable: 'OTEL_TRACES_EXPORTER', default: 'otlp', description: '`none`: tracing off whatever the endpoint' },
+  { variable: 'OTEL_SERVICE_NAME', default: 'esm2-serve', description: 'The spans\' `service.name` (`OTEL_RESOURCE_ATTRIBUTES` adds others)' },
+  { variable: 'OTEL_TRACES_SAMPLER', default: 'parentbased_always_on', description: 'always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio' },
+  { variable: 'OTEL_TRACES_SAMPLER_ARG', default: '1', description: 'The ratio (0 … 1) of the traceidratio samplers' },
+  { variable: 'OTEL_BSP_SCHEDULE_DELAY', default: '5000', description: 'Milliseconds between exports of finished spans (also `OTEL_BSP_MAX_QUEUE_SIZE`, `_MAX_EXPORT_BATCH_SIZE`, `_EXPORT_TIMEOUT`)' },
+];
+
 /** The default of a variable as SETTINGS_DOCS states it (undefined for "unset"). */
 function defaultOf(variable: string): string | undefined {
   const value = SETTINGS_DOCS.find((d) => d.variable === variable)?.default;
@@ -342,8 +357,8 @@ export function settingsInForce(settings: Settings): Record<string, string | num
   };
 }
 
-/** SETTINGS_DOCS and HUB_SETTINGS_DOCS as the Markdown table of README.md's "Settings" section (a test keeps them equal). */
+/** SETTINGS_DOCS, HUB_SETTINGS_DOCS and TRACING_SETTINGS_DOCS as the Markdown table of README.md's "Settings" section (a test keeps them equal). */
 export function settingsMarkdownTable(): string {
-  const rows = [...SETTINGS_DOCS, ...HUB_SETTINGS_DOCS].map((d) => `| \`${d.variable}\` | ${d.default === 'unset' ? 'unset' : `\`${d.default}\``} | ${d.description} |`);
+  const rows = [...SETTINGS_DOCS, ...HUB_SETTINGS_DOCS, ...TRACING_SETTINGS_DOCS].map((d) => `| \`${d.variable}\` | ${d.default === 'unset' ? 'unset' : `\`${d.default}\``} | ${d.description} |`);
   return ['| variable | default | meaning |', '|---|---|---|', ...rows].join('\n');
 }

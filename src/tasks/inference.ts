@@ -46,6 +46,26 @@ export interface RequestOptions {
    * time ends at once with CostLimitError (413) instead of running until the 504.
    */
   tokens?: number;
+  /** Keep a BatchRecord of every batch its rows rode in (tracing: spans are built from them afterwards). */
+  record?: boolean;
+}
+
+/**
+ * One batch that ran rows of this request, as measured (performance.now() times): queued at
+ * `queuedAt`, the batch began at `startedAt` and ran `durationMs` on `replica`, its results reached
+ * the request at `deliveredAt`. `sequences`/`tokens`: this request's rows in it; `batch…`: every request's.
+ */
+export interface BatchRecord {
+  queuedAt: number;
+  startedAt: number;
+  durationMs: number;
+  deliveredAt: number;
+  replica: number;
+  sequences: number;
+  tokens: number;
+  batchSequences: number;
+  batchTokens: number;
+  batchPaddedTokens: number;
 }
 
 interface PendingRow {
@@ -70,6 +90,7 @@ export class InferenceRequest {
   private detach: (() => void) | undefined;
 
   private readonly startedAt = performance.now();
+  private readonly records: BatchRecord[] = [];
   private tokensDone = 0;
   private deadlineChecked = false;
 
@@ -180,6 +201,40 @@ export class InferenceRequest {
     return { ...this.longest };
   }
 
+  /** The batches its rows rode in so far (only with RequestOptions.record). */
+  batches(): readonly BatchRecord[] {
+    return this.records;
+  }
+
+  /** One record per batch of a part's outcomes (a part may have been split over several batches). */
+  private record(part: PendingRow[], outcomes: ItemOutcome[]): void {
+    const deliveredAt = performance.now();
+    const byBatch = new Map<string, BatchRecord>();
+    outcomes.forEach((o, k) => {
+      const key = `${o.replica}@${o.startedAt}`;
+      const known = byBatch.get(key);
+      if (known) {
+        known.sequences += 1;
+        known.tokens += part[k].tokens.length;
+        known.queuedAt = Math.min(known.queuedAt, o.startedAt - o.queueMs);
+        return;
+      }
+      byBatch.set(key, {
+        queuedAt: o.startedAt - o.queueMs,
+        startedAt: o.startedAt,
+        durationMs: o.inferenceMs,
+        deliveredAt,
+        replica: o.replica,
+        sequences: 1,
+        tokens: part[k].tokens.length,
+        batchSequences: o.batchSize,
+        batchTokens: o.batchTokens,
+        batchPaddedTokens: o.batchPaddedTokens,
+      });
+    });
+    this.records.push(...byBatch.values());
+  }
+
   /** Sends parts while the in-flight allowance has room (a first part always goes, if admitted). */
   private pump(): void {
     const { scheduler, inFlightBatches } = this.model;
@@ -217,6 +272,7 @@ export class InferenceRequest {
             this.inFlightRows -= part.length;
             if (this.ended) return;
             this.tokensDone += tokens;
+            if (this.options.record) this.record(part, outcomes);
             if (!this.checkDeadline()) return;
             outcomes.forEach((outcome, k) => {
               this.longest.queueMs = Math.max(this.longest.queueMs, outcome.queueMs);

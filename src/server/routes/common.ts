@@ -9,6 +9,7 @@ import type { ScoreContext } from '../../tasks/score.js';
 import { noReplica, notReady } from '../errors.js';
 import type { LoadedModel, ServingRuntime } from '../runtime.js';
 import type { Member } from '../members.js';
+import { requestSpan, traceAdmission, traceInference } from '../http-tracing.js';
 
 /**
  * The member a request runs on (`model`: its name, or the first member without one), or the 503
@@ -60,16 +61,32 @@ export interface AdmittedInference {
  */
 export function admit(runtime: ServingRuntime, model: LoadedModel, request: FastifyRequest, reply: FastifyReply, cost: RequestCost): AdmittedInference {
   const { settings } = runtime;
-  checkCost(cost, settings);
-  const release = model.resultMemory.reserve(cost.resultBytes);
+  const span = requestSpan(request);
+  const admittedFrom = performance.now();
+  let release: () => void;
+  try {
+    checkCost(cost, settings);
+    release = model.resultMemory.reserve(cost.resultBytes);
+  } catch (error) {
+    traceAdmission(span, admittedFrom, cost.tokens, error);
+    throw error;
+  }
+  traceAdmission(span, admittedFrom, cost.tokens);
   reply.raw.once('close', release);
   // The deadline by the measured rate is checked by the request: now when the rate is known, after its first part otherwise.
-  const inference = startRequest(model.inference, { signal: clientGone(request, reply), timeoutMs: settings.requestTimeoutMs, tokens: cost.tokens });
+  const inference = startRequest(model.inference, { signal: clientGone(request, reply), timeoutMs: settings.requestTimeoutMs, tokens: cost.tokens, record: span?.recording === true });
   reply.raw.once('close', () => inference.end());
   return {
     request: inference,
     async run(work) {
-      const result = await inference.run(work);
+      let result: Awaited<ReturnType<typeof work>>;
+      try {
+        result = await inference.run(work);
+      } catch (error) {
+        traceInference(span, inference, () => model.pool.replicaInfo(), reply, false);
+        throw error;
+      }
+      traceInference(span, inference, () => model.pool.replicaInfo(), reply, true);
       const { queueMs, inferenceMs } = inference.timing();
       void reply.header('x-queue-time', queueMs.toFixed(1));
       void reply.header('x-inference-time', inferenceMs.toFixed(1));
