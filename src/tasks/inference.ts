@@ -46,6 +46,8 @@ export interface RequestOptions {
    * time ends at once with CostLimitError (413) instead of running until the 504.
    */
   tokens?: number;
+  /** The scheduler's priority class of its work (the client's tier: smaller first; SubmitOptions.priority). */
+  priority?: number;
 }
 
 interface PendingRow {
@@ -209,7 +211,7 @@ export class InferenceRequest {
       scheduler
         .submit(
           part.map((row) => ({ tokens: row.tokens, want: row.want, ...(row.replica === undefined ? {} : { replica: row.replica }) })),
-          { signal: this.signal, admitted: true, flow: this },
+          { signal: this.signal, admitted: true, flow: this, ...(this.options.priority === undefined ? {} : { priority: this.options.priority }) },
         )
         .then(
           (outcomes) => {

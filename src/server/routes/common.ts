@@ -9,6 +9,7 @@ import type { ScoreContext } from '../../tasks/score.js';
 import { noReplica, notReady } from '../errors.js';
 import type { LoadedModel, ServingRuntime } from '../runtime.js';
 import type { Member } from '../members.js';
+import { clientOf } from '../access.js';
 
 /**
  * The member a request runs on (`model`: its name, or the first member without one), or the 503
@@ -64,13 +65,16 @@ export function admit(runtime: ServingRuntime, model: LoadedModel, request: Fast
   const release = model.resultMemory.reserve(cost.resultBytes);
   reply.raw.once('close', release);
   // The deadline by the measured rate is checked by the request: now when the rate is known, after its first part otherwise.
-  const inference = startRequest(model.inference, { signal: clientGone(request, reply), timeoutMs: settings.requestTimeoutMs, tokens: cost.tokens });
+  const { tier } = clientOf(request);
+  runtime.metrics.tierRequests.inc({ tier: String(tier) });
+  const inference = startRequest(model.inference, { signal: clientGone(request, reply), timeoutMs: settings.requestTimeoutMs, tokens: cost.tokens, priority: tier });
   reply.raw.once('close', () => inference.end());
   return {
     request: inference,
     async run(work) {
       const result = await inference.run(work);
       const { queueMs, inferenceMs } = inference.timing();
+      runtime.metrics.tierQueueWait.observe({ tier: String(tier) }, queueMs / 1000);
       void reply.header('x-queue-time', queueMs.toFixed(1));
       void reply.header('x-inference-time', inferenceMs.toFixed(1));
       return result;
@@ -118,7 +122,9 @@ export function admitEnsemble(runtime: ServingRuntime, members: Member[], reques
   const release = members[0].model.resultMemory.reserve(total.resultBytes);
   reply.raw.once('close', release);
   const signal = clientGone(request, reply);
-  const requests = members.map((m, i) => startRequest(m.model.inference, { signal, timeoutMs: settings.requestTimeoutMs, tokens: costs[i].tokens }));
+  const { tier } = clientOf(request);
+  runtime.metrics.tierRequests.inc({ tier: String(tier) });
+  const requests = members.map((m, i) => startRequest(m.model.inference, { signal, timeoutMs: settings.requestTimeoutMs, tokens: costs[i].tokens, priority: tier }));
   reply.raw.once('close', () => requests.forEach((r) => r.end()));
   return {
     requests,
