@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { buildApp } from '../src/server/app.js';
 import { loadSettings } from '../src/server/settings.js';
-import type { BatchReport } from '../src/scheduler/types.js';
 import { startCliServer, sleep } from './helpers/cli-server.js';
 import { fixtureModelDir } from './helpers/paths.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
