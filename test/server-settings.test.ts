@@ -37,6 +37,8 @@ test('defaults are those of the FastAPI service, plus the new settings', () => {
     replicaHangTimeoutMs: 10000,
     clientTimeoutMs: 30000,
     rateLimitPerMinute: 0,
+    authFailuresPerMinute: 20,
+    tierMaxWaitMs: 2000,
     maxConnections: 4096,
     maxConnectionsPerAddress: 256,
     keepAliveTimeoutMs: 5000,

@@ -28,12 +28,13 @@ export interface Selection<T> {
 }
 
 /**
- * Greedy length bucketing: candidates closest in length to the anchor first (ties: older first),
+ * Greedy length bucketing: candidates of the smallest priority class, then closest in length to the
+ * anchor, first (ties: older first),
  * each added while max_len × n ≤ maxBatchTokens, n ≤ maxBatchSize and the batch's replica memory
  * stays within its bound; one that does not fit is skipped, a shorter one further on may still
  * fit. An anchor over the budget runs alone.
  */
-export function selectBatch<T extends { readonly tokens: Int32Array; readonly seq: number; readonly maxCompany?: number; readonly lane?: Lane }>(
+export function selectBatch<T extends { readonly tokens: Int32Array; readonly seq: number; readonly maxCompany?: number; readonly lane?: Lane; readonly priority?: number }>(
   anchor: T,
   candidates: readonly T[],
   limits: BatchLimits,
@@ -43,8 +44,9 @@ export function selectBatch<T extends { readonly tokens: Int32Array; readonly se
   const fits = (length: number, sequences: number) =>
     length * sequences <= limits.maxBatchTokens && (!memory || memory.bytesOf(lane, length, sequences) <= memory.limitBytes);
   const target = anchor.tokens.length;
+  // Smaller priority classes first (scheduler/priority.ts), then closest in length.
   const byCloseness = [...candidates].sort(
-    (a, b) => Math.abs(a.tokens.length - target) - Math.abs(b.tokens.length - target) || a.seq - b.seq,
+    (a, b) => (a.priority ?? 0) - (b.priority ?? 0) || Math.abs(a.tokens.length - target) - Math.abs(b.tokens.length - target) || a.seq - b.seq,
   );
   const items = [anchor];
   let maxLength = target;

@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { planBatch, type BatchLimits, type BatchMemory, type BatchPlan } from './batch-selection.js';
 import { CancelledError, OverloadedError, SchedulerTimeoutError, UnavailableError } from './errors.js';
 import { PendingRequest } from './pending-request.js';
+import { anchorRank, overdue, type RankContext } from './priority.js';
 import { ThroughputMeter } from './throughput.js';
 import { faultKindOf } from '../contract/index.js';
 import type { BatchReport, DropReport, Executor, ItemOutcome, RetryReport, SchedulerOptions, SchedulerStats, SequenceResult, SubmitOptions, WorkItem } from './types.js';
@@ -39,6 +40,8 @@ export class Scheduler extends EventEmitter {
   /** When each flow last had a batch dispatched (a dispatch count): fair queuing serves the flow served longest ago first. */
   private readonly lastServed = new WeakMap<object, number>();
   private dispatches = 0;
+  /** The last dispatch was anchored on overdue work of a larger class: the next one is not (priority.ts). */
+  private lastPromoted = false;
   /** Items put back in the queue after a replica fault (a metric). */
   retriedItems = 0;
   private nextSeq = 0;
@@ -85,6 +88,7 @@ export class Scheduler extends EventEmitter {
       const queued: QueuedItem = {
         request,
         flow,
+        priority: options.priority ?? 0,
         index,
         tokens: item.tokens,
         want: item.want,
@@ -252,13 +256,16 @@ export class Scheduler extends EventEmitter {
     // Items of a batch left waiting for company are not offered to the next replica this round.
     const waiting = new Set<QueuedItem>();
     let wakeAt = Infinity;
+    const ranking: RankContext = { top: 0, now, maxWaitMs: undefined };
     for (let replica = 0; replica < up.length && this.queue.size > 0; replica++) {
       if (!up[replica] || this.busy[replica]) continue;
+      ranking.top = this.queue.topPriority();
+      ranking.maxWaitMs = this.lastPromoted ? undefined : this.options.priorityMaxWaitMs;
       const plan = planBatch(this.queue, {
         limits: this.limits,
         budgetFor: (lane) => this.batchTokens(lane),
-        // Work put back after a failed batch first; then round robin over requests, oldest first within one.
-        rank: (item) => (item.putBack ? -1 : (this.lastServed.get(item.flow) ?? 0)),
+        // Work put back after a failed batch first; then by class (overdue work first); then round robin over requests, oldest first within one.
+        rank: (item) => anchorRank(item, this.lastServed.get(item.flow) ?? 0, ranking),
         batching: this.options.batching,
         maxWaitMs: this.options.maxWaitMs,
         now,
@@ -269,6 +276,7 @@ export class Scheduler extends EventEmitter {
       });
       if (!plan) continue;
       if (plan.ready) {
+        this.lastPromoted = overdue(plan.items[0], ranking);
         this.dispatch(replica, plan);
       } else {
         for (const item of plan.items) waiting.add(item);

@@ -74,6 +74,12 @@ export interface SchedulerOptions {
    * Absent: only the token budget bounds a batch.
    */
   batchMemory?: BatchMemory;
+  /**
+   * Priority classes (SubmitOptions.priority): work of a larger class that has waited longer than
+   * this anchors a batch before the smaller class's (every other dispatch at most), so no class
+   * starves. Absent: smaller classes always first.
+   */
+  priorityMaxWaitMs?: number;
 }
 
 export interface SubmitOptions {
@@ -88,6 +94,12 @@ export interface SubmitOptions {
    * small request is not queued behind a large one's parts. Absent: this submit alone.
    */
   flow?: object;
+  /**
+   * Its class, a whole number 0 … 1000: an idle replica serves the smallest class waiting first
+   * (fair queuing by flow within a class), but for work of a larger class waiting past
+   * SchedulerOptions.priorityMaxWaitMs (scheduler/priority.ts). Default 0.
+   */
+  priority?: number;
   /**
    * More work of a request already admitted (its first part passed backpressure): queued whatever
    * the queue holds, so that a large request is never refused against itself. Its sender bounds

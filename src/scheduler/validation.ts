@@ -3,6 +3,7 @@
 // scheduler does not know the model's depth, so callers (tasks/) must check the range.
 import type { SchedulerOptions, SubmitOptions } from './scheduler.js';
 import type { Executor, WorkItem } from './types.js';
+import { PRIORITY_MAX } from './priority.js';
 
 const isCount = (n: number) => n === Infinity || (Number.isInteger(n) && n >= 1);
 
@@ -12,12 +13,18 @@ export function validateOptions(executor: Executor, options: SchedulerOptions): 
   if (!isCount(options.maxBatchSize)) throw new RangeError(`maxBatchSize must be a whole number ≥ 1, got ${options.maxBatchSize}`);
   if (!(options.maxWaitMs >= 0) || !Number.isFinite(options.maxWaitMs)) throw new RangeError(`maxWaitMs must be ≥ 0, got ${options.maxWaitMs}`);
   if (!(options.maxQueuedTokens > 0)) throw new RangeError(`maxQueuedTokens must be positive, got ${options.maxQueuedTokens}`);
+  const bound = options.priorityMaxWaitMs;
+  if (bound !== undefined && !(bound >= 0 && Number.isFinite(bound))) throw new RangeError(`priorityMaxWaitMs must be ≥ 0, got ${bound}`);
 }
 
 export function validateSubmitOptions(options: SubmitOptions): void {
   const { timeoutMs } = options;
   if (timeoutMs !== undefined && !(timeoutMs > 0 && Number.isFinite(timeoutMs))) {
     throw new RangeError(`timeoutMs must be a positive number, got ${timeoutMs}`);
+  }
+  const { priority } = options;
+  if (priority !== undefined && !(Number.isInteger(priority) && priority >= 0 && priority <= PRIORITY_MAX)) {
+    throw new RangeError(`priority must be a whole number from 0 to ${PRIORITY_MAX}, got ${priority}`);
   }
 }
 

@@ -10,6 +10,8 @@ export interface QueuedItem {
   readonly request: PendingRequest;
   /** The request it belongs to across submits (SubmitOptions.flow), for fair queuing. */
   readonly flow: object;
+  /** Its class (SubmitOptions.priority): smaller is served first (priority.ts). */
+  readonly priority: number;
   /** Position in its request's items, where its outcome goes. */
   readonly index: number;
   readonly tokens: Int32Array;
@@ -33,6 +35,8 @@ export class WorkQueue {
   private readonly lanes: Record<Lane, Set<QueuedItem>> = { default: new Set(), contacts: new Set() };
   private tokenCount = 0;
   private itemCount = 0;
+  /** Waiting items per class (priority.ts). */
+  private readonly classes = new Map<number, number>();
 
   /** Waiting sequences. */
   get size(): number {
@@ -75,6 +79,14 @@ export class WorkQueue {
   private count(item: QueuedItem): void {
     this.itemCount += 1;
     this.tokenCount += item.tokens.length;
+    this.classes.set(item.priority, (this.classes.get(item.priority) ?? 0) + 1);
+  }
+
+  /** The smallest class with an item waiting (0 when none waits). */
+  topPriority(): number {
+    let top = Infinity;
+    for (const priority of this.classes.keys()) top = Math.min(top, priority);
+    return top === Infinity ? 0 : top;
   }
 
   /** Removes the item if it is still waiting; true when it was. */
@@ -82,6 +94,9 @@ export class WorkQueue {
     if (!this.lanes[item.lane].delete(item)) return false;
     this.itemCount -= 1;
     this.tokenCount -= item.tokens.length;
+    const left = (this.classes.get(item.priority) ?? 1) - 1;
+    if (left === 0) this.classes.delete(item.priority);
+    else this.classes.set(item.priority, left);
     return true;
   }
 

@@ -1,10 +1,12 @@
-// Who may call what, how often, and the headers every response carries: the API key (compared in
-// constant time), the per-key / per-address rate limit (RATE_LIMIT_PER_MINUTE) and the security
+// Who may call what, how often, and the headers every response carries: the API keys (API_KEY,
+// API_KEYS_FILE: server/clients.ts), the per-key / per-address rate limit and the security
 // headers. CORS is @fastify/cors, registered in app.ts with CORS_ORIGINS.
-import { createHash, timingSafeEqual } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
-import { ApiError, unauthorized } from './errors.js';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { ClientAccess, type Client } from './clients.js';
+import type { Metrics } from './metrics.js';
 import type { Settings } from './settings.js';
+
+export { RateLimiter, rateLimited } from './rate-limit.js';
 
 /**
  * The policy of responses that set none of their own: this server's own resources only (the API
@@ -29,100 +31,31 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   'content-security-policy': DEFAULT_CONTENT_SECURITY_POLICY,
 };
 
-const WINDOW_MS = 60_000;
-/** Clients remembered by the rate limiter before idle ones are forgotten early. */
-const MAX_TRACKED_CLIENTS = 100_000;
+const clients = new WeakMap<FastifyRequest, Client>();
 
-/**
- * A token bucket per client: `perMinute` requests in a burst, refilled at `perMinute` a minute.
- * A client whose bucket is full is forgotten (it is the same as a new one), so memory follows the
- * clients active in the last minute, and is capped besides.
- */
-export class RateLimiter {
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
-  private readonly perMs: number;
-  private readonly sweeper: NodeJS.Timeout;
-
-  constructor(
-    private readonly perMinute: number,
-    private readonly now: () => number = () => performance.now(),
-  ) {
-    this.perMs = perMinute / WINDOW_MS;
-    this.sweeper = setInterval(() => this.sweep(), WINDOW_MS).unref();
-  }
-
-  /** Takes one request from `client`'s budget: 0 when allowed, else the milliseconds until it would be. */
-  take(client: string): number {
-    const now = this.now();
-    const bucket = this.buckets.get(client);
-    const tokens = bucket ? Math.min(this.perMinute, bucket.tokens + (now - bucket.at) * this.perMs) : this.perMinute;
-    if (tokens < 1) {
-      if (bucket) Object.assign(bucket, { tokens, at: now });
-      return (1 - tokens) / this.perMs;
-    }
-    if (bucket) {
-      // Re-inserted so the map's order stays oldest-used first (see sweep).
-      this.buckets.delete(client);
-    } else if (this.buckets.size >= MAX_TRACKED_CLIENTS) {
-      this.sweep();
-    }
-    this.buckets.set(client, { tokens: tokens - 1, at: now });
-    return 0;
-  }
-
-  get trackedClients(): number {
-    return this.buckets.size;
-  }
-
-  close(): void {
-    clearInterval(this.sweeper);
-  }
-
-  /** Forgets full buckets; beyond the cap, the least recently used ones too. */
-  private sweep(): void {
-    const now = this.now();
-    for (const [client, { tokens, at }] of this.buckets) {
-      if (tokens + (now - at) * this.perMs >= this.perMinute) this.buckets.delete(client);
-    }
-    for (const client of this.buckets.keys()) {
-      if (this.buckets.size < MAX_TRACKED_CLIENTS) break;
-      this.buckets.delete(client);
-    }
-  }
+/** The caller of an accepted request (its key's name and tier); tier 1 for a request not checked (an open route). */
+export function clientOf(request: FastifyRequest): Client {
+  return clients.get(request) ?? { tier: 1 };
 }
-
-export const rateLimited = (perMinute: number, waitMs: number) => {
-  const seconds = Math.max(1, Math.ceil(waitMs / 1000));
-  return new ApiError(429, 'rate_limited', `rate limit of ${perMinute} requests per minute exceeded; retry in ${seconds} s`, { 'retry-after': String(seconds) });
-};
-
-/** SHA-256 of a secret: equal lengths whatever was sent, so the comparison leaks not even the key's length. */
-const digest = (text: string) => createHash('sha256').update(text).digest();
 
 /**
  * Adds the hooks to `app` itself (not as an encapsulated plugin), so they cover every route
  * registered after, and the 404 handler. `openRoutes` are reached without key or rate limit.
+ * Returns the key check (ClientAccess: reload on SIGHUP, check for other protocols).
  */
-export function installAccessControl(app: FastifyInstance, settings: Settings, openRoutes: ReadonlySet<string>): void {
-  const expected = settings.apiKey === undefined ? undefined : digest(settings.apiKey);
-  const limiter = settings.rateLimitPerMinute > 0 ? new RateLimiter(settings.rateLimitPerMinute) : undefined;
-  if (limiter) app.addHook('onClose', async () => limiter.close());
+export function installAccessControl(app: FastifyInstance, settings: Settings, openRoutes: ReadonlySet<string>, metrics?: Metrics): ClientAccess {
+  const access = new ClientAccess(settings);
+  app.addHook('onClose', async () => access.close());
 
   app.addHook('onRequest', async (request) => {
     if (openRoutes.has(request.routeOptions.url ?? '')) return;
-    if (expected) {
-      const given = digest(/^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1] ?? '');
-      if (!timingSafeEqual(given, expected)) throw unauthorized();
-    }
-    if (limiter) {
-      // With API_KEY every accepted request carries that key: its users share one budget. Without
-      // it, a token proves nothing (a client could send a new one each time): the address counts.
-      const wait = limiter.take(expected ? 'api-key' : `address ${request.ip}`);
-      if (wait > 0) throw rateLimited(settings.rateLimitPerMinute, wait);
-    }
+    const client = access.check(request.headers.authorization, request.ip);
+    clients.set(request, client);
+    if (client.name !== undefined) metrics?.keyRequests.inc({ key: client.name });
   });
 
   app.addHook('onSend', async (_request, reply) => {
     for (const [name, value] of Object.entries(SECURITY_HEADERS)) if (!reply.hasHeader(name)) void reply.header(name, value);
   });
+  return access;
 }

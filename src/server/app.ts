@@ -7,6 +7,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Settings } from './settings.js';
 import { clientErrorHandler, registerErrorHandling } from './errors.js';
 import { installAccessControl } from './access.js';
+import type { ClientAccess } from './clients.js';
 import { readBodiesAsJson } from './content-type.js';
 import { ServingRuntime, type EngineTestHooks } from './runtime.js';
 import { Metrics } from './metrics.js';
@@ -32,6 +33,8 @@ export interface App {
   routes: { method: string; url: string }[];
   /** Request body bytes held against MAX_BODY_BYTES_IN_FLIGHT (server/body.ts). */
   bodies: BodyBudget;
+  /** The API key check (reload on SIGHUP; check for other protocols). */
+  access: ClientAccess;
 }
 
 export async function buildApp(
@@ -85,7 +88,7 @@ export async function buildApp(
 
   // A client that stops reading an answer has its connection destroyed after RESPONSE_WRITE_TIMEOUT_MS without progress.
   installWriteTimeout(app, settings, metrics);
-  installAccessControl(app, settings, OPEN_ROUTES);
+  const access = installAccessControl(app, settings, OPEN_ROUTES, metrics);
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     metrics.requests.inc({ route, status: String(reply.statusCode) });
@@ -106,5 +109,5 @@ export async function buildApp(
   await app.register(taskRoutes, { runtime });
   await app.register(scoreStreamRoutes, { runtime });
   await app.register(uiRoutes);
-  return { app, runtime, routes, bodies };
+  return { app, runtime, routes, bodies, access };
 }

@@ -11,6 +11,15 @@ export class Metrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     registers: [this.registry],
   });
+  readonly tierRequests = new client.Counter({ name: 'esm2_tier_requests_total', help: 'Inference requests admitted, by client tier (1 is served first)', labelNames: ['tier'], registers: [this.registry] });
+  readonly tierQueueWait = new client.Histogram({
+    name: 'esm2_tier_queue_wait_seconds',
+    help: 'Longest queue wait of an inference request\'s sequences, by client tier',
+    labelNames: ['tier'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+  readonly keyRequests = new client.Counter({ name: 'esm2_key_requests_total', help: 'Requests accepted by API key, by the key\'s name (API_KEYS_FILE, or API_KEY)', labelNames: ['key'], registers: [this.registry] });
   readonly queueSequences = new client.Gauge({ name: 'esm2_queue_depth_sequences', help: 'Sequences waiting in the batch queue', registers: [this.registry] });
   readonly queueTokens = new client.Gauge({ name: 'esm2_queue_depth_tokens', help: 'Tokens waiting in the batch queue (the autoscaling signal)', registers: [this.registry] });
   /** MAX_QUEUED_TOKENS, so that an alert can say how full the queue is (k8s/components/alerts). */

@@ -28,6 +28,7 @@ export function schedulerOptions(settings: Settings, dims?: ModelDims): Schedule
     maxBatchTokens: settings.maxBatchTokens,
     maxBatchSize: settings.batchQueueMaxSize,
     maxWaitMs: settings.batchQueueMaxWaitMs,
+    priorityMaxWaitMs: settings.tierMaxWaitMs,
     waitWhenIdle: settings.batchQueueWaitWhenIdle,
     batching: settings.batchQueueEnabled,
     maxQueuedTokens: settings.maxQueuedTokens,

@@ -37,7 +37,16 @@ export function listenError(settings: Pick<Settings, 'host' | 'port'>, cause: un
 
 export async function serve(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const settings = loadSettings(env);
-  const { app, runtime } = await buildApp(settings, { version: pkg.version });
+  const { app, runtime, access } = await buildApp(settings, { version: pkg.version });
+  // SIGHUP rereads API_KEYS_FILE; a bad file keeps the keys in force (one line says why).
+  process.on('SIGHUP', () => {
+    if (settings.apiKeysFile === undefined) return app.log.info('SIGHUP: no API_KEYS_FILE to reread');
+    try {
+      app.log.info({ keys: access.reload().keys }, `SIGHUP: API keys reread from ${settings.apiKeysFile}`);
+    } catch (err) {
+      app.log.error(`SIGHUP: keeping the API keys in force: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  });
   try {
     await app.listen({ host: settings.host, port: settings.port });
   } catch (err) {

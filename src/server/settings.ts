@@ -69,6 +69,12 @@ export interface Settings {
   responseWriteTimeoutMs: number;
   /** Requests per minute per API key (or per client address without one); 0: no limit. */
   rateLimitPerMinute: number;
+  /** A YAML or JSON file of API keys with names, tiers and rate limits (server/api-keys.ts); reread on SIGHUP. */
+  apiKeysFile?: string;
+  /** Failed authentications per client address a minute before it gets 429 without its key being checked; 0: no throttle. */
+  authFailuresPerMinute: number;
+  /** Longest a lower tier's work waits behind a higher tier's before it goes first (the scheduler's priorityMaxWaitMs). */
+  tierMaxWaitMs: number;
   /** Longest a SIGTERM drain may take before what still waits is answered 503 and the process exits (code 1). */
   shutdownTimeoutMs: number;
   /** false: start-up fails rather than serve the built-in random-weight demo checkpoint. */
@@ -137,6 +143,9 @@ export const SETTINGS_DOCS: readonly SettingDoc[] = [
   },
   { variable: 'API_KEY', default: 'unset', description: 'When set, every route but health, readiness, metrics and the web page\'s own files (`/ui`, which asks for the key) needs `Authorization: Bearer <API_KEY>` (compared in constant time; 401 otherwise)' },
   { variable: 'RATE_LIMIT_PER_MINUTE', default: '0', description: 'Requests per minute allowed per API key (per client address for requests without one), bursts up to that many; beyond: 429 with Retry-After. Health, readiness, metrics and the web page\'s files are not counted. 0: no limit' },
+  { variable: 'API_KEYS_FILE', default: 'unset', description: 'A YAML or JSON file of API keys, each with a name, a tier (1 is served first) and its own rate limit (README, API keys and tiers); reread on SIGHUP (a bad file then keeps the keys in force and logs why). A bad file stops start-up. With API_KEY too, that key is one more (tier 1). Each key has its own rate-limit bucket; `esm2_key_requests_total{key}` counts requests by key name' },
+  { variable: 'AUTH_FAILURES_PER_MINUTE', default: '20', description: 'Failed authentications (no key, a wrong one) allowed per client address a minute (bursts up to that many), when keys are set; past them the address gets 429 `auth_throttled` with Retry-After without its key being looked at, so guessing is bounded. Other addresses are unaffected. 0: no throttle' },
+  { variable: 'TIER_MAX_WAIT_MS', default: '2000', description: 'Requests of a higher tier (smaller number) are served first; work of a lower tier that has waited longer than this goes first instead (every other batch at most), so no tier starves. Fair queuing by request holds within a tier. `esm2_tier_requests_total{tier}` and `esm2_tier_queue_wait_seconds{tier}` show each tier' },
   { variable: 'REPLICA_RUN_TIMEOUT_MS', default: '600000', description: 'A replica whose batch runs longer than this is killed and restarted, and the batch is retried on another replica (at most twice)' },
   { variable: 'REPLICA_HANG_TIMEOUT_MS', default: '10000', description: 'A replica process whose heartbeat goes unanswered this long — stopped (SIGSTOP), frozen or starved, idle or busy; a worker thread answers it, so a long batch does not count — is killed and restarted like one past REPLICA_RUN_TIMEOUT_MS, and its batch is retried on another replica. `/health` shows it, `esm2_replica_hangs_total` counts it. At least 100' },
   { variable: 'CLIENT_TIMEOUT_MS', default: '30000', description: 'A client must send its whole request (headers and body) within this; a slower one gets 408 and its connection is closed. Inference time is not counted' },
@@ -243,6 +252,9 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     replicaHangTimeoutMs: int('REPLICA_HANG_TIMEOUT_MS', 100),
     clientTimeoutMs: int('CLIENT_TIMEOUT_MS', 100),
     rateLimitPerMinute: int('RATE_LIMIT_PER_MINUTE', 0),
+    ...optional(env.API_KEYS_FILE, 'apiKeysFile'),
+    authFailuresPerMinute: int('AUTH_FAILURES_PER_MINUTE', 0),
+    tierMaxWaitMs: int('TIER_MAX_WAIT_MS', 0),
     maxConnections: int('MAX_CONNECTIONS', 1),
     maxConnectionsPerAddress: int('MAX_CONNECTIONS_PER_ADDRESS', 0),
     keepAliveTimeoutMs: int('KEEP_ALIVE_TIMEOUT_MS', 1),
@@ -267,7 +279,7 @@ export function parseModelNames(raw: string): string[] {
 }
 
 /** An optional string setting: unset and empty both mean "not given" (compose files set empties). */
-function optional<K extends 'modelName' | 'apiKey'>(value: string | undefined, key: K): Partial<Record<K, string>> {
+function optional<K extends 'modelName' | 'apiKey' | 'apiKeysFile'>(value: string | undefined, key: K): Partial<Record<K, string>> {
   return value === undefined || value.trim() === '' ? {} : ({ [key]: value } as Partial<Record<K, string>>);
 }
 
@@ -344,6 +356,9 @@ export function settingsInForce(settings: Settings): Record<string, string | num
     MAX_BODY_BYTES_IN_FLIGHT: settings.maxBodyBytesInFlight,
     API_KEY: settings.apiKey === undefined ? 'unset' : 'set',
     RATE_LIMIT_PER_MINUTE: settings.rateLimitPerMinute,
+    API_KEYS_FILE: settings.apiKeysFile ?? null,
+    AUTH_FAILURES_PER_MINUTE: settings.authFailuresPerMinute,
+    TIER_MAX_WAIT_MS: settings.tierMaxWaitMs,
     REPLICA_RUN_TIMEOUT_MS: settings.replicaRunTimeoutMs,
     REPLICA_HANG_TIMEOUT_MS: settings.replicaHangTimeoutMs,
     CLIENT_TIMEOUT_MS: settings.clientTimeoutMs,

@@ -48,6 +48,8 @@ export interface RequestOptions {
   tokens?: number;
   /** Keep a BatchRecord of every batch its rows rode in (tracing: spans are built from them afterwards). */
   record?: boolean;
+  /** The scheduler's priority class of its work (the client's tier: smaller first; SubmitOptions.priority). */
+  priority?: number;
 }
 
 /**
@@ -264,7 +266,7 @@ export class InferenceRequest {
       scheduler
         .submit(
           part.map((row) => ({ tokens: row.tokens, want: row.want, ...(row.replica === undefined ? {} : { replica: row.replica }) })),
-          { signal: this.signal, admitted: true, flow: this },
+          { signal: this.signal, admitted: true, flow: this, ...(this.options.priority === undefined ? {} : { priority: this.options.priority }) },
         )
         .then(
           (outcomes) => {

@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/server/app.js';
 import type { EngineTestHooks, ServingRuntime } from '../../src/server/runtime.js';
 import type { BodyBudget } from '../../src/server/body.js';
+import type { ClientAccess } from '../../src/server/clients.js';
 import { loadSettings } from '../../src/server/settings.js';
 import { fixtureModelDir } from './paths.js';
 
@@ -15,6 +16,8 @@ export interface TestServer {
   routes: { method: string; url: string }[];
   /** Request body bytes held against MAX_BODY_BYTES_IN_FLIGHT. */
   bodies: BodyBudget;
+  /** The API key check (reload: what SIGHUP does). */
+  access: ClientAccess;
   url: string;
   close(): Promise<void>;
 }
@@ -24,7 +27,7 @@ export async function startTestServer(env: Record<string, string> = {}, opts: { 
   const cache = await mkdtemp(join(tmpdir(), 'esm2-server-'));
   process.env.ESM2_COMPILE_CACHE = cache;
   const settings = loadSettings({ MODEL_NAME: fixtureModelDir, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'silent', DEVICES: 'cpu', ...env });
-  const { app, runtime, routes, bodies } = await buildApp(settings, { version: 'test', logger: false, ...(opts.engine ? { engine: opts.engine } : {}) });
+  const { app, runtime, routes, bodies, access } = await buildApp(settings, { version: 'test', logger: false, ...(opts.engine ? { engine: opts.engine } : {}) });
   await app.listen({ host: settings.host, port: 0 });
   await runtime.start();
   const address = app.server.address();
@@ -34,6 +37,7 @@ export async function startTestServer(env: Record<string, string> = {}, opts: { 
     runtime,
     routes,
     bodies,
+    access,
     url: `http://127.0.0.1:${port}`,
     async close() {
       await app.close();

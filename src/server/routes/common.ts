@@ -10,6 +10,7 @@ import { noReplica, notReady } from '../errors.js';
 import type { LoadedModel, ServingRuntime } from '../runtime.js';
 import type { Member } from '../members.js';
 import { requestSpan, traceAdmission, traceInference } from '../http-tracing.js';
+import { clientOf } from '../access.js';
 
 /**
  * The member a request runs on (`model`: its name, or the first member without one), or the 503
@@ -74,7 +75,15 @@ export function admit(runtime: ServingRuntime, model: LoadedModel, request: Fast
   traceAdmission(span, admittedFrom, cost.tokens);
   reply.raw.once('close', release);
   // The deadline by the measured rate is checked by the request: now when the rate is known, after its first part otherwise.
-  const inference = startRequest(model.inference, { signal: clientGone(request, reply), timeoutMs: settings.requestTimeoutMs, tokens: cost.tokens, record: span?.recording === true });
+  const { tier } = clientOf(request);
+  runtime.metrics.tierRequests.inc({ tier: String(tier) });
+  const inference = startRequest(model.inference, {
+    signal: clientGone(request, reply),
+    timeoutMs: settings.requestTimeoutMs,
+    tokens: cost.tokens,
+    record: span?.recording === true,
+    priority: tier,
+  });
   reply.raw.once('close', () => inference.end());
   return {
     request: inference,
@@ -88,6 +97,7 @@ export function admit(runtime: ServingRuntime, model: LoadedModel, request: Fast
       }
       traceInference(span, inference, () => model.pool.replicaInfo(), reply, true);
       const { queueMs, inferenceMs } = inference.timing();
+      runtime.metrics.tierQueueWait.observe({ tier: String(tier) }, queueMs / 1000);
       void reply.header('x-queue-time', queueMs.toFixed(1));
       void reply.header('x-inference-time', inferenceMs.toFixed(1));
       return result;
@@ -135,7 +145,9 @@ export function admitEnsemble(runtime: ServingRuntime, members: Member[], reques
   const release = members[0].model.resultMemory.reserve(total.resultBytes);
   reply.raw.once('close', release);
   const signal = clientGone(request, reply);
-  const requests = members.map((m, i) => startRequest(m.model.inference, { signal, timeoutMs: settings.requestTimeoutMs, tokens: costs[i].tokens }));
+  const { tier } = clientOf(request);
+  runtime.metrics.tierRequests.inc({ tier: String(tier) });
+  const requests = members.map((m, i) => startRequest(m.model.inference, { signal, timeoutMs: settings.requestTimeoutMs, tokens: costs[i].tokens, priority: tier }));
   reply.raw.once('close', () => requests.forEach((r) => r.end()));
   return {
     requests,
