@@ -96,6 +96,10 @@ export async function buildApp(
   });
   // The client closed its connection before the answer: its queued work is dropped (routes/common.ts).
   app.addHook('onRequest', async (request, reply) => {
+    // Each request adds a bounded set of 'close' listeners (Fastify's, this one, admission's memory
+    // release, the inference's end, the client-gone signal, the write timeout, tracing): more than
+    // Node's default warning threshold of 10, never more than this.
+    reply.raw.setMaxListeners(32);
     reply.raw.once('close', () => void (!reply.raw.writableFinished && metrics.requestsCancelled.inc({ route: request.routeOptions.url ?? 'unmatched' })));
   });
   // A body over BODY_LIMIT_BYTES is refused unread: close the connection rather than read the rest of it.
