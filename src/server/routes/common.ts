@@ -47,10 +47,43 @@ export function clientGone(request: FastifyRequest, reply: FastifyReply): AbortS
   return controller.signal;
 }
 
+/**
+ * One call as the inference sees it, whatever protocol carried it: HTTP (httpScope) or gRPC
+ * (server/grpc/esm2.ts). The request path is the same for both: ready model → validate and encode
+ * → cost → admit → InferenceRequest.
+ */
+export interface CallScope {
+  /** Aborts when the client leaves before its answer (a closed connection, a cancelled call). */
+  signal: AbortSignal;
+  /** Runs `fn` once the call is over: answered, failed or abandoned. */
+  onEnd(fn: () => void): void;
+  /** The client's own deadline in milliseconds from now (a gRPC deadline); the tighter of it and REQUEST_TIMEOUT_MS applies. */
+  deadlineMs?: number;
+  /** The request's queue and inference times, once run (HTTP: the x-queue-time and x-inference-time headers). */
+  timing?(queueMs: number, inferenceMs: number): void;
+}
+
+/** An HTTP request's scope: the client leaves when its connection closes before the reply has been sent. */
+export function httpScope(request: FastifyRequest, reply: FastifyReply): CallScope {
+  return {
+    signal: clientGone(request, reply),
+    onEnd: (fn) => void reply.raw.once('close', fn),
+    timing: (queueMs, inferenceMs) => {
+      void reply.header('x-queue-time', queueMs.toFixed(1));
+      void reply.header('x-inference-time', inferenceMs.toFixed(1));
+    },
+  };
+}
+
+/** REQUEST_TIMEOUT_MS, or the client's deadline where it is sooner. */
+export function callTimeoutMs(runtime: ServingRuntime, scope: CallScope): number {
+  return scope.deadlineMs === undefined ? runtime.settings.requestTimeoutMs : Math.max(1, Math.min(runtime.settings.requestTimeoutMs, scope.deadlineMs));
+}
+
 /** The accepted request's inference, begun: cost checked and reserved; `run` it (or `end` it) once. */
 export interface AdmittedInference {
   request: InferenceRequest;
-  /** Runs the work as the request and sets the timing headers. */
+  /** Runs the work as the request and reports its timing (the HTTP headers). */
   run<T>(work: (request: InferenceRequest) => Promise<T>): Promise<T>;
 }
 
@@ -59,20 +92,23 @@ export interface AdmittedInference {
  * now) and starts its inference. The memory stays reserved until the reply is over.
  */
 export function admit(runtime: ServingRuntime, model: LoadedModel, request: FastifyRequest, reply: FastifyReply, cost: RequestCost): AdmittedInference {
-  const { settings } = runtime;
-  checkCost(cost, settings);
+  return admitCall(runtime, model, httpScope(request, reply), cost);
+}
+
+/** admit for any protocol's call (CallScope). */
+export function admitCall(runtime: ServingRuntime, model: LoadedModel, scope: CallScope, cost: RequestCost): AdmittedInference {
+  checkCost(cost, runtime.settings);
   const release = model.resultMemory.reserve(cost.resultBytes);
-  reply.raw.once('close', release);
+  scope.onEnd(release);
   // The deadline by the measured rate is checked by the request: now when the rate is known, after its first part otherwise.
-  const inference = startRequest(model.inference, { signal: clientGone(request, reply), timeoutMs: settings.requestTimeoutMs, tokens: cost.tokens });
-  reply.raw.once('close', () => inference.end());
+  const inference = startRequest(model.inference, { signal: scope.signal, timeoutMs: callTimeoutMs(runtime, scope), tokens: cost.tokens });
+  scope.onEnd(() => inference.end());
   return {
     request: inference,
     async run(work) {
       const result = await inference.run(work);
       const { queueMs, inferenceMs } = inference.timing();
-      void reply.header('x-queue-time', queueMs.toFixed(1));
-      void reply.header('x-inference-time', inferenceMs.toFixed(1));
+      scope.timing?.(queueMs, inferenceMs);
       return result;
     },
   };
@@ -104,7 +140,7 @@ export interface AdmittedEnsemble {
  * memory, response numbers), checked against the per-request limits and reserved from the one
  * result memory as a whole, so an ensemble never gets members × a request's allowance.
  */
-export function admitEnsemble(runtime: ServingRuntime, members: Member[], request: FastifyRequest, reply: FastifyReply, costs: RequestCost[]): AdmittedEnsemble {
+export function admitEnsemble(runtime: ServingRuntime, members: Member[], scope: CallScope, costs: RequestCost[]): AdmittedEnsemble {
   const { settings } = runtime;
   const total: RequestCost = {
     ...costs[0],
@@ -116,10 +152,10 @@ export function admitEnsemble(runtime: ServingRuntime, members: Member[], reques
   };
   checkCost(total, settings);
   const release = members[0].model.resultMemory.reserve(total.resultBytes);
-  reply.raw.once('close', release);
-  const signal = clientGone(request, reply);
-  const requests = members.map((m, i) => startRequest(m.model.inference, { signal, timeoutMs: settings.requestTimeoutMs, tokens: costs[i].tokens }));
-  reply.raw.once('close', () => requests.forEach((r) => r.end()));
+  scope.onEnd(release);
+  const timeoutMs = callTimeoutMs(runtime, scope);
+  const requests = members.map((m, i) => startRequest(m.model.inference, { signal: scope.signal, timeoutMs, tokens: costs[i].tokens }));
+  scope.onEnd(() => requests.forEach((r) => r.end()));
   return {
     requests,
     async run(work, { headers = true } = {}) {
@@ -133,8 +169,7 @@ export function admitEnsemble(runtime: ServingRuntime, members: Member[], reques
       );
       if (headers) {
         const timings = requests.map((r) => r.timing());
-        void reply.header('x-queue-time', Math.max(...timings.map((t) => t.queueMs)).toFixed(1));
-        void reply.header('x-inference-time', Math.max(...timings.map((t) => t.inferenceMs)).toFixed(1));
+        scope.timing?.(Math.max(...timings.map((t) => t.queueMs)), Math.max(...timings.map((t) => t.inferenceMs)));
       }
       return results;
     },
