@@ -100,29 +100,53 @@ export const rateLimited = (perMinute: number, waitMs: number) => {
 const digest = (text: string) => createHash('sha256').update(text).digest();
 
 /**
- * Adds the hooks to `app` itself (not as an encapsulated plugin), so they cover every route
- * registered after, and the 404 handler. `openRoutes` are reached without key or rate limit.
+ * The API key and rate limit of one call, whatever protocol carried it (HTTP below, gRPC in
+ * grpc/server.ts): one limiter, so both protocols share a client's budget.
  */
-export function installAccessControl(app: FastifyInstance, settings: Settings, openRoutes: ReadonlySet<string>): void {
-  const expected = settings.apiKey === undefined ? undefined : digest(settings.apiKey);
-  const limiter = settings.rateLimitPerMinute > 0 ? new RateLimiter(settings.rateLimitPerMinute) : undefined;
-  if (limiter) app.addHook('onClose', async () => limiter.close());
+export class AccessCheck {
+  private readonly expected?: Buffer;
+  private readonly limiter?: RateLimiter;
 
-  app.addHook('onRequest', async (request) => {
-    if (openRoutes.has(request.routeOptions.url ?? '')) return;
+  constructor(private readonly settings: Settings) {
+    this.expected = settings.apiKey === undefined ? undefined : digest(settings.apiKey);
+    this.limiter = settings.rateLimitPerMinute > 0 ? new RateLimiter(settings.rateLimitPerMinute) : undefined;
+  }
+
+  /** Throws the 401 (missing or wrong key in `authorization`) or the 429 (rate limit) for a call from `address`. */
+  check(authorization: string | undefined, address: string): void {
+    const { expected, limiter } = this;
     if (expected) {
-      const given = digest(/^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1] ?? '');
+      const given = digest(/^Bearer (.+)$/i.exec(authorization ?? '')?.[1] ?? '');
       if (!timingSafeEqual(given, expected)) throw unauthorized();
     }
     if (limiter) {
       // With API_KEY every accepted request carries that key: its users share one budget. Without
       // it, a token proves nothing (a client could send a new one each time): the address counts.
-      const wait = limiter.take(expected ? 'api-key' : `address ${request.ip}`);
-      if (wait > 0) throw rateLimited(settings.rateLimitPerMinute, wait);
+      const wait = limiter.take(expected ? 'api-key' : `address ${address}`);
+      if (wait > 0) throw rateLimited(this.settings.rateLimitPerMinute, wait);
     }
+  }
+
+  close(): void {
+    this.limiter?.close();
+  }
+}
+
+/**
+ * Adds the hooks to `app` itself (not as an encapsulated plugin), so they cover every route
+ * registered after, and the 404 handler. `openRoutes` are reached without key or rate limit.
+ */
+export function installAccessControl(app: FastifyInstance, settings: Settings, openRoutes: ReadonlySet<string>): AccessCheck {
+  const access = new AccessCheck(settings);
+  app.addHook('onClose', async () => access.close());
+
+  app.addHook('onRequest', async (request) => {
+    if (openRoutes.has(request.routeOptions.url ?? '')) return;
+    access.check(request.headers.authorization, request.ip);
   });
 
   app.addHook('onSend', async (_request, reply) => {
     for (const [name, value] of Object.entries(SECURITY_HEADERS)) if (!reply.hasHeader(name)) void reply.header(name, value);
   });
+  return access;
 }

@@ -19,6 +19,7 @@ import { embedRoutes } from './routes/embed.js';
 import { taskRoutes } from './routes/tasks.js';
 import { scoreStreamRoutes } from './routes/score-stream.js';
 import { UI_ROUTES, uiRoutes } from './routes/ui.js';
+import { createGrpcServer, type GrpcServer } from './grpc/server.js';
 
 /** Routes reached without the API key: probes, scrapers, and the web page's assets (which hold no data). */
 const OPEN_ROUTES = new Set<string>(['/health', '/ready', '/v1/health/live', '/v1/health/ready', '/metrics', ...UI_ROUTES]);
@@ -30,6 +31,8 @@ export interface App {
   routes: { method: string; url: string }[];
   /** Request body bytes held against MAX_BODY_BYTES_IN_FLIGHT (server/body.ts). */
   bodies: BodyBudget;
+  /** The gRPC server when GRPC_PORT is set: `listen()` it after the HTTP server; app.close() drains it (server/grpc/). */
+  grpc?: GrpcServer;
 }
 
 export async function buildApp(settings: Settings, opts: { version: string; logger?: boolean | object; engine?: EngineTestHooks } = { version: '0.0.0' }): Promise<App> {
@@ -76,7 +79,10 @@ export async function buildApp(settings: Settings, opts: { version: string; logg
 
   // A client that stops reading an answer has its connection destroyed after RESPONSE_WRITE_TIMEOUT_MS without progress.
   installWriteTimeout(app, settings, metrics);
-  installAccessControl(app, settings, OPEN_ROUTES);
+  const access = installAccessControl(app, settings, OPEN_ROUTES);
+  // gRPC calls take the same path as HTTP requests; closing the app drains them as it drains HTTP.
+  const grpc = settings.grpcPort === undefined ? undefined : createGrpcServer(runtime, access, app.log);
+  if (grpc) app.addHook('preClose', async () => grpc.close(settings.shutdownTimeoutMs));
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     metrics.requests.inc({ route, status: String(reply.statusCode) });
@@ -97,5 +103,5 @@ export async function buildApp(settings: Settings, opts: { version: string; logg
   await app.register(taskRoutes, { runtime });
   await app.register(scoreStreamRoutes, { runtime });
   await app.register(uiRoutes);
-  return { app, runtime, routes, bodies };
+  return { app, runtime, routes, bodies, ...(grpc ? { grpc } : {}) };
 }

@@ -37,12 +37,18 @@ export function listenError(settings: Pick<Settings, 'host' | 'port'>, cause: un
 
 export async function serve(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const settings = loadSettings(env);
-  const { app, runtime } = await buildApp(settings, { version: pkg.version });
+  const { app, runtime, grpc } = await buildApp(settings, { version: pkg.version });
   try {
     await app.listen({ host: settings.host, port: settings.port });
   } catch (err) {
     await app.close();
     throw listenError(settings, err); // printed as one line by the command line (cli/main.ts)
+  }
+  try {
+    await grpc?.listen(); // drained by app.close() (app.ts)
+  } catch (err) {
+    await app.close();
+    throw new Error(`cannot listen for gRPC on ${settings.host}:${settings.grpcPort}: ${err instanceof Error ? err.message : String(err)}; set GRPC_PORT to pick another`, { cause: err });
   }
 
   // The first SIGTERM/SIGINT drains; the drain may take SHUTDOWN_TIMEOUT_MS. Past it, every request

@@ -16,6 +16,8 @@ export interface TestServer {
   /** Request body bytes held against MAX_BODY_BYTES_IN_FLIGHT. */
   bodies: BodyBudget;
   url: string;
+  /** The gRPC port, when GRPC_PORT was given. */
+  grpcPort?: number;
   close(): Promise<void>;
 }
 
@@ -24,8 +26,9 @@ export async function startTestServer(env: Record<string, string> = {}, opts: { 
   const cache = await mkdtemp(join(tmpdir(), 'esm2-server-'));
   process.env.ESM2_COMPILE_CACHE = cache;
   const settings = loadSettings({ MODEL_NAME: fixtureModelDir, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'silent', DEVICES: 'cpu', ...env });
-  const { app, runtime, routes, bodies } = await buildApp(settings, { version: 'test', logger: false, ...(opts.engine ? { engine: opts.engine } : {}) });
+  const { app, runtime, routes, bodies, grpc } = await buildApp(settings, { version: 'test', logger: false, ...(opts.engine ? { engine: opts.engine } : {}) });
   await app.listen({ host: settings.host, port: 0 });
+  const grpcPort = await grpc?.listen();
   await runtime.start();
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
@@ -35,6 +38,7 @@ export async function startTestServer(env: Record<string, string> = {}, opts: { 
     routes,
     bodies,
     url: `http://127.0.0.1:${port}`,
+    ...(grpcPort === undefined ? {} : { grpcPort }),
     async close() {
       await app.close();
       await runtime.drain();
