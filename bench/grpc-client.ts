@@ -1,7 +1,8 @@
 // A Node gRPC client of esm2-serve (@grpc/grpc-js, the protos loaded as the server loads them),
 // for the benchmark's `--protocol grpc` and the tests: unary and streaming calls as promises.
-import { credentials, loadPackageDefinition, Metadata, type Client, type GrpcObject, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
+import { credentials, loadPackageDefinition, Metadata, status, type Client, type GrpcObject, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
 import { loadProtos } from '../src/server/grpc/server.js';
+import type { Completion } from './load.js';
 
 export type GrpcMessage = Record<string, unknown>;
 
@@ -78,4 +79,25 @@ export function grpcClient(address: string, defaults: CallOptions = {}): GrpcCli
 export function tensorFloats(tensor: unknown): Float32Array {
   const { data } = tensor as { data: Buffer };
   return new Float32Array(Uint8Array.from(data).buffer);
+}
+
+/** The benchmark's gRPC requests: Embed of the next `batchSize` sequences (mean of the last layer, as /predict). */
+export const GRPC_EMBED_PATH = 'esm2.v1.Esm2/Embed';
+
+/** A `send` for closedLoop over one gRPC channel (calls multiplexed on its HTTP/2 connection); resolves, never rejects. */
+export function grpcSender(client: GrpcClient, opts: { batchSize: number; sequences: readonly string[]; apiKey?: string; timeoutMs: number }): (index: number) => Promise<Completion> {
+  const all = opts.sequences;
+  return async (index) => {
+    const sequences = Array.from({ length: opts.batchSize }, (_, k) => all[(index * opts.batchSize + k) % all.length]);
+    const residues = sequences.reduce((sum, s) => sum + s.length, 0);
+    const startedAt = performance.now();
+    try {
+      await client.unary('Embed', { sequences, include: ['mean'] }, { deadlineMs: opts.timeoutMs, ...(opts.apiKey ? { apiKey: opts.apiKey } : {}) });
+      return { startedAt, endedAt: performance.now(), ok: true, status: 'OK', sequences: sequences.length, residues };
+    } catch (err) {
+      const e = err as Partial<ServiceError>;
+      const name = e.code === undefined ? 'error' : (status[e.code] ?? String(e.code));
+      return { startedAt, endedAt: performance.now(), ok: false, status: name === 'DEADLINE_EXCEEDED' ? 'timeout' : name, sequences: sequences.length, residues, detail: `${name}: ${e.details ?? e.message}` };
+    }
+  };
 }
