@@ -5,6 +5,7 @@
 import type { sendUnaryData, ServerUnaryCall, ServerWritableStream, UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { TSchema, Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { InputError } from '../../tasks/errors.js';
 import type { EmbedTensor } from '../../tasks/embed.js';
 import { embedCall, fillMaskCall, pllCall, scoreCall, type EmbeddedSequence } from '../calls.js';
@@ -37,13 +38,16 @@ export function grpcScope(call: Call): CallScope & { end(): void } {
   };
 }
 
-/** A message as the HTTP body: proto3's "unset" (empty strings and lists, false) left out, so the schema's defaults apply. */
-function asBody<S extends TSchema>(schema: S, fields: Record<string, unknown>): Static<S> {
-  const body = Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined && v !== '' && v !== false && !(Array.isArray(v) && v.length === 0)));
-  const filled = Value.Default(schema, body);
-  const error = Value.Errors(schema, filled).First();
-  if (error) throw new InputError(error.path.replace(/^\//, '').replaceAll('/', '.') || 'body', error.message.replace(/^Expected/, 'expected'));
-  return filled as Static<S>;
+/** A schema's body check, compiled once: a message as the HTTP body, proto3's "unset" (empty strings and lists, false) left out so the schema's defaults apply. */
+function bodyOf<S extends TSchema>(schema: S): (fields: Record<string, unknown>) => Static<S> {
+  const compiled = TypeCompiler.Compile(schema);
+  return (fields) => {
+    const body = Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined && v !== '' && v !== false && !(Array.isArray(v) && v.length === 0)));
+    const filled = Value.Default(schema, body);
+    if (compiled.Check(filled)) return filled;
+    const error = compiled.Errors(filled).First();
+    throw new InputError(error?.path.replace(/^\//, '').replaceAll('/', '.') || 'body', (error?.message ?? 'invalid').replace(/^Expected/, 'expected'));
+  };
 }
 
 const tensor = (data: Float32Array, shape: readonly number[]) => ({ data: Buffer.from(data.buffer, data.byteOffset, data.byteLength), shape: [...shape] });
@@ -67,8 +71,10 @@ const embedFields = (r: Message) => ({ sequences: r.sequences, include: r.includ
 /** The service's handlers; `access` checks the API key and rate limit of every call. */
 export function esm2Service(runtime: ServingRuntime, access: AccessCheck): UntypedServiceImplementation {
   const { settings } = runtime;
-  const embedSchema = embedBody(settings.maxBatchSize);
-  const pllSchema = pllBody(settings.maxBatchSize);
+  const embed = bodyOf(embedBody(settings.maxBatchSize));
+  const pll = bodyOf(pllBody(settings.maxBatchSize));
+  const score = bodyOf(ScoreBody);
+  const fill = bodyOf(FillMaskBody);
 
   const unary =
     (work: (request: Message, scope: CallScope) => Promise<Message>) =>
@@ -88,7 +94,7 @@ export function esm2Service(runtime: ServingRuntime, access: AccessCheck): Untyp
 
   return {
     Embed: unary(async (r, scope) => {
-      const answer = await embedCall(runtime, scope, asBody(embedSchema, embedFields(r)), 'safetensors');
+      const answer = await embedCall(runtime, scope, embed(embedFields(r)), 'safetensors');
       return { model: answer.model, results: answer.results.map(embedResult) };
     }),
     EmbedStream: (call: ServerWritableStream<Message, Message>) => {
@@ -96,7 +102,7 @@ export function esm2Service(runtime: ServingRuntime, access: AccessCheck): Untyp
       Promise.resolve()
         .then(() => {
           authorize(access, call);
-          return embedCall(runtime, scope, asBody(embedSchema, embedFields(call.request)), 'safetensors', (result) => void call.write(embedResult(result)));
+          return embedCall(runtime, scope, embed(embedFields(call.request)), 'safetensors', (result) => void call.write(embedResult(result)));
         })
         .then(
           () => call.end(),
@@ -105,12 +111,12 @@ export function esm2Service(runtime: ServingRuntime, access: AccessCheck): Untyp
         .finally(scope.end);
     },
     Score: unary(async (r, scope) => {
-      const answer = await scoreCall(runtime, scope, asBody(ScoreBody, { sequence: r.sequence, mutations: r.mutations, scan: r.scan, method: r.method, truncation: r.truncation, model: r.model }));
+      const answer = await scoreCall(runtime, scope, score({ sequence: r.sequence, mutations: r.mutations, scan: r.scan, method: r.method, truncation: r.truncation, model: r.model }));
       const { matrix, member_matrices, ...rest } = answer as typeof answer & { matrix?: number[][]; member_matrices?: number[][][] };
       return { ...rest, ...(matrix ? { matrix: matrixTensor(matrix) } : {}), ...(member_matrices ? { member_matrices: member_matrices.map(matrixTensor) } : {}) };
     }),
-    Pll: unary(async (r, scope) => pllCall(runtime, scope, asBody(pllSchema, { sequences: r.sequences, truncation: r.truncation, per_position: r.per_position, model: r.model }))),
-    FillMask: unary(async (r, scope) => fillMaskCall(runtime, scope, asBody(FillMaskBody, { sequence: r.sequence, top_k: r.top_k, truncation: r.truncation, model: r.model }))),
+    Pll: unary(async (r, scope) => pllCall(runtime, scope, pll({ sequences: r.sequences, truncation: r.truncation, per_position: r.per_position, model: r.model }))),
+    FillMask: unary(async (r, scope) => fillMaskCall(runtime, scope, fill({ sequence: r.sequence, top_k: r.top_k, truncation: r.truncation, model: r.model }))),
   };
 }
 
