@@ -248,6 +248,23 @@ test('the HTTP error table as gRPC codes, with esm2-error and retry-after-ms', (
   }
 });
 
+test('closing the server drains gRPC as HTTP: a call in flight finishes, a new one is refused', async () => {
+  const other = await startTestServer({ GRPC_PORT: '0' });
+  const c = grpcClient(`127.0.0.1:${other.grpcPort}`, { deadlineMs: 60_000 });
+  try {
+    const inflight = c.unary('Pll', { sequences: [longest()] });
+    const until = Date.now() + 10_000;
+    while (other.runtime.model!.resultMemory.heldBytes === 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 5));
+    const closing = other.close();
+    const late = await rejection(c.unary('Embed', { sequences: ['MKV'] }, { deadlineMs: 5000 }));
+    assert.equal(late.code, status.UNAVAILABLE, late.details);
+    assert.equal(((await inflight).results as unknown[]).length, 1);
+    await closing;
+  } finally {
+    c.close();
+  }
+});
+
 /** The first Python 3 that imports grpc: `python3` on PATH, else Debian's own (a pyenv shim may hide it). */
 const python = ['python3', '/usr/bin/python3'].find((p) => spawnSync(p, ['-c', 'import grpc, google.protobuf'], { stdio: 'ignore' }).status === 0);
 
