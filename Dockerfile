@@ -38,6 +38,8 @@ COPY --from=build /app/package.json /app/package-lock.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/bin ./bin
 COPY --from=build /app/dist/src ./dist/src
+# The gRPC API's .proto files, loaded at run time (GRPC_PORT; src/server/grpc/server.ts).
+COPY proto ./proto
 RUN mkdir -p /data/hf /data/esm2 && chown -R 1000:1000 /data
 # uid 1000 is the image's "node" user.
 USER 1000:1000

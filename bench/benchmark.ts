@@ -27,6 +27,8 @@ const program = new Command('benchmark')
   .option('--concurrency <n>', 'parallel clients, each on its own keep-alive connection', whole(1), 1)
   .option('--duration <s>', 'measure for this many seconds per batch size instead of a request count', seconds)
   .option('--lengths <spec>', 'sequence lengths: lognormal (median 250, clipped 30–1022), lognormal:MEDIAN, fixed:N, file:FASTA', 'lognormal')
+  .addOption(new Option('--protocol <protocol>', 'http, or grpc: esm2.v1.Esm2/Embed (mean of the last layer, the sequences of --batch-sizes) on one channel to --grpc').choices(['http', 'grpc']).default('http'))
+  .option('--grpc <host:port>', 'the server\'s GRPC_PORT (default: the --url host, port 50051)')
   .addOption(new Option('--endpoint <kind>', 'predict: /predict and /predict/batch; embed: /v1/embed').choices(['predict', 'embed']).default('predict'))
   .option('--warmup <n>', 'unmeasured requests per batch size first (default: one per client)', whole(0))
   .option('--seed <n>', 'workload seed', whole(0), 1)
@@ -46,6 +48,8 @@ const opts = program.opts<{
   duration?: number;
   lengths: string;
   endpoint: Endpoint;
+  protocol: 'http' | 'grpc';
+  grpc?: string;
   warmup?: number;
   seed: number;
   pool: number;
@@ -66,6 +70,8 @@ try {
     concurrency: opts.concurrency,
     lengths: opts.lengths,
     endpoint: opts.endpoint,
+    protocol: opts.protocol,
+    ...(opts.grpc ? { grpcAddress: opts.grpc } : {}),
     warmup: opts.warmup,
     seed: opts.seed,
     poolSize: opts.pool,

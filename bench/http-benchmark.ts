@@ -1,13 +1,15 @@
 // The HTTP load benchmark behind `npm run benchmark` (and bench:scaling, bench:service): N
 // closed-loop clients on an undici Pool of N keep-alive connections send /predict (batch size 1),
 // /predict/batch (larger) or /v1/embed requests built from a seeded workload, and every batch size
-// gets requests, sequences, residues, errors by status, rates and latency percentiles.
+// gets requests, sequences, residues, errors by status, rates and latency percentiles. With
+// protocol grpc the requests are gRPC Embed calls instead (grpc-client.ts).
 // Works against the seed's FastAPI service too: /v1/models and /metrics are optional.
 import os from 'node:os';
 import { Pool } from 'undici';
 import { warmupThenMeasure, type Completion, type PointStats } from './load.js';
 import { parsePrometheus, serverDelta, type Sample, type ServerDelta } from './prometheus.js';
 import { buildWorkload, parseLengthsSpec, type Workload } from './workload.js';
+import { GRPC_EMBED_PATH, grpcClient, grpcSender } from './grpc-client.js';
 
 export type Endpoint = 'predict' | 'embed';
 
@@ -35,6 +37,10 @@ export interface BenchmarkOptions {
   /** Longest a count-bounded phase runs, seconds. */
   timeLimitS?: number;
   apiKey?: string;
+  /** `grpc`: the requests are esm2.v1.Esm2/Embed calls (mean) on one channel to `grpcAddress`; /v1/models and /metrics still over HTTP. */
+  protocol?: 'http' | 'grpc';
+  /** host:port of the server's GRPC_PORT. */
+  grpcAddress?: string;
   /** Use these sequences instead of building them from `lengths` (callers that measure many points). */
   workload?: Workload;
   /** Read the server's /metrics around each measurement (esm2-serve only; skipped when absent). */
@@ -83,6 +89,8 @@ export interface BenchmarkReport {
   url: string;
   options: {
     endpoint: Endpoint;
+    protocol: 'http' | 'grpc';
+    grpc_address: string | null;
     batch_sizes: number[];
     requests: number;
     duration_s: number | null;
@@ -235,10 +243,14 @@ export async function runBenchmark(o: BenchmarkOptions): Promise<BenchmarkReport
   }
 
   const pool = new Pool(origin, { connections: o.concurrency, pipelining: 1, keepAliveTimeout: 60_000, connect: { timeout: 30_000 } });
+  const grpc = o.protocol === 'grpc' ? grpcClient(o.grpcAddress ?? `${new URL(o.url).hostname}:50051`) : undefined;
   const results: BatchSizeResult[] = [];
   try {
     for (const batchSize of o.batchSizes) {
-      const send = httpSender(pool, { endpoint: o.endpoint, batchSize, workload, apiKey: o.apiKey, timeoutMs: timeoutS * 1000 });
+      const timeoutMs = timeoutS * 1000;
+      const send = grpc
+        ? grpcSender(grpc, { batchSize, sequences: workload.sequences, timeoutMs, ...(o.apiKey ? { apiKey: o.apiKey } : {}) })
+        : httpSender(pool, { endpoint: o.endpoint, batchSize, workload, apiKey: o.apiKey, timeoutMs });
       let before: Sample[] | null = null;
       const { warmup: warm, stats } = await warmupThenMeasure({
         concurrency: o.concurrency,
@@ -253,13 +265,13 @@ export async function runBenchmark(o: BenchmarkOptions): Promise<BenchmarkReport
         },
       });
       const after = before ? await scrapeMetrics(pool, authHeaders(o.apiKey)) : null;
-      const path = requestPath(o.endpoint, batchSize);
+      const path = grpc ? GRPC_EMBED_PATH : requestPath(o.endpoint, batchSize);
       const result: BatchSizeResult = {
         batch_size: batchSize,
         path,
         concurrency: o.concurrency,
         warmup_requests: warm.completions.length,
-        connections: pool.stats.connected,
+        connections: grpc ? 1 : pool.stats.connected,
         ...stats,
         server: before && after ? serverDelta(before, after, [path]) : null,
       };
@@ -271,6 +283,7 @@ export async function runBenchmark(o: BenchmarkOptions): Promise<BenchmarkReport
       );
     }
   } finally {
+    grpc?.close();
     await pool.close();
   }
 
@@ -281,6 +294,8 @@ export async function runBenchmark(o: BenchmarkOptions): Promise<BenchmarkReport
     url: o.url,
     options: {
       endpoint: o.endpoint,
+      protocol: o.protocol ?? 'http',
+      grpc_address: grpc ? (o.grpcAddress ?? `${new URL(o.url).hostname}:50051`) : null,
       batch_sizes: o.batchSizes,
       requests,
       duration_s: o.durationS ?? null,

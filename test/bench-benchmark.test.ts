@@ -124,6 +124,33 @@ test('a duration run on /v1/embed: bounded by time, rates over the window, error
   assert.equal(after - before, ok.requests + tooMany.requests);
 });
 
+test('--protocol grpc: Embed calls on one channel, counted as the HTTP ones are', T, async (t) => {
+  const server = await startTestServer({ GRPC_PORT: '0' });
+  t.after(() => server.close());
+  const report = await runBenchmark({
+    url: server.url,
+    protocol: 'grpc',
+    grpcAddress: `127.0.0.1:${server.grpcPort}`,
+    batchSizes: [1, 2],
+    requests: 4,
+    concurrency: 2,
+    lengths: 'fixed:30',
+    endpoint: 'predict',
+    warmup: 1,
+    seed: 3,
+  });
+  assert.equal(report.options.protocol, 'grpc');
+  for (const r of report.results) {
+    assert.equal(r.path, 'esm2.v1.Esm2/Embed');
+    assert.deepEqual([r.requests, r.ok, r.errors], [4, 4, {}]);
+    assert.equal(r.sequences, 4 * r.batch_size);
+    assert.equal(r.connections, 1);
+    checkLatencies(r);
+  }
+  // The server ran exactly those sequences (warm-up excluded), though no HTTP route counted them.
+  assert.equal(report.results[1].server?.residues, 30 * 8);
+});
+
 test('the closed loop stops at its count and at its deadline', async (t) => {
   // On a simulated clock each send takes exactly 5 ms, so the counts are exact on any machine.
   const clock = simulatedClock(t);

@@ -47,6 +47,8 @@ test('defaults are those of the FastAPI service, plus the new settings', () => {
     allowDemoModel: true,
     allowCpuFallback: true,
   });
+  // GRPC_PORT unset (the default): no gRPC server, no grpcPort.
+  assert.equal(loadSettings({}).grpcPort, undefined);
 });
 
 test('values are read, case-insensitively where they are words', () => {
@@ -54,6 +56,7 @@ test('values are read, case-insensitively where they are words', () => {
     MODEL_NAME: './models/esm2_t6',
     HOST: '127.0.0.1',
     PORT: '0',
+    GRPC_PORT: '50051',
     LOG_LEVEL: 'DEBUG',
     CORS_ORIGINS: 'https://a.example, https://b.example',
     MAX_BATCH_SIZE: '8',
@@ -80,6 +83,9 @@ test('values are read, case-insensitively where they are words', () => {
   });
   assert.equal(settings.modelName, './models/esm2_t6');
   assert.equal(settings.port, 0);
+  assert.equal(settings.grpcPort, 50051);
+  assert.equal(loadSettings({ GRPC_PORT: '0' }).grpcPort, 0);
+  assert.equal(loadSettings({ GRPC_PORT: ' ' }).grpcPort, undefined);
   assert.equal(settings.logLevel, 'debug');
   assert.deepEqual(settings.corsOrigins, ['https://a.example', 'https://b.example']);
   assert.equal(settings.batchQueueEnabled, false);
@@ -112,6 +118,7 @@ test('empty MODEL_NAME and API_KEY mean unset', () => {
 const BAD_VALUES: Record<string, string[]> = {
   HOST: [''],
   PORT: ['65536', '-1', '80.5', 'http', ''],
+  GRPC_PORT: ['65536', '-1', 'grpc'],
   LOG_LEVEL: ['verbose', ''],
   CORS_ORIGINS: ['*,https://a.example'],
   MAX_BATCH_SIZE: ['0', '12abc', '1e3', '0x10', ''],

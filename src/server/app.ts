@@ -22,6 +22,7 @@ import { scoreStreamRoutes } from './routes/score-stream.js';
 import { UI_ROUTES, uiRoutes } from './routes/ui.js';
 import { startTracing, type Tracing } from './tracing.js';
 import { installHttpTracing } from './http-tracing.js';
+import { createGrpcServer, type GrpcServer } from './grpc/server.js';
 
 /** Routes reached without the API key: probes, scrapers, and the web page's assets (which hold no data). */
 const OPEN_ROUTES = new Set<string>(['/health', '/ready', '/v1/health/live', '/v1/health/ready', '/metrics', ...UI_ROUTES]);
@@ -35,6 +36,8 @@ export interface App {
   bodies: BodyBudget;
   /** The API key check (reload on SIGHUP; check for other protocols). */
   access: ClientAccess;
+  /** The gRPC server when GRPC_PORT is set: `listen()` it after the HTTP server; app.close() drains it (server/grpc/). */
+  grpc?: GrpcServer;
 }
 
 export async function buildApp(
@@ -89,6 +92,9 @@ export async function buildApp(
   // A client that stops reading an answer has its connection destroyed after RESPONSE_WRITE_TIMEOUT_MS without progress.
   installWriteTimeout(app, settings, metrics);
   const access = installAccessControl(app, settings, OPEN_ROUTES, metrics);
+  // gRPC calls take the same path as HTTP requests; closing the app drains them as it drains HTTP.
+  const grpc = settings.grpcPort === undefined ? undefined : createGrpcServer(runtime, access, app.log);
+  if (grpc) app.addHook('preClose', async () => grpc.close(settings.shutdownTimeoutMs));
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     metrics.requests.inc({ route, status: String(reply.statusCode) });
@@ -113,5 +119,5 @@ export async function buildApp(
   await app.register(taskRoutes, { runtime });
   await app.register(scoreStreamRoutes, { runtime });
   await app.register(uiRoutes);
-  return { app, runtime, routes, bodies, access };
+  return { app, runtime, routes, bodies, access, ...(grpc ? { grpc } : {}) };
 }

@@ -39,7 +39,8 @@ export function traceAdmission(span: RequestSpan | undefined, start: number, tok
  * The request's batches as spans (queue wait, batch, replica run for each), and serialization from
  * now until the reply is over (its content type: JSON or safetensors).
  */
-export function traceInference(span: RequestSpan | undefined, inference: InferenceRequest, replicas: () => PoolReplicaInfo[], reply: FastifyReply, ok: boolean): void {
+/** `reply`: the HTTP reply whose serialization is timed (none for a gRPC call). */
+export function traceInference(span: RequestSpan | undefined, inference: InferenceRequest, replicas: () => PoolReplicaInfo[], reply: FastifyReply | undefined, ok: boolean): void {
   if (!span?.recording) return;
   const info = replicas();
   for (const b of inference.batches()) {
@@ -56,7 +57,7 @@ export function traceInference(span: RequestSpan | undefined, inference: Inferen
     });
     span.child('replica run', b.startedAt, b.startedAt + b.durationMs, { ...replica, 'esm2.replica.run_ms': b.durationMs });
   }
-  if (!ok) return;
+  if (!ok || !reply) return;
   const start = performance.now();
   span.atEnd((end) => {
     const type = String(reply.getHeader('content-type') ?? '');

@@ -2,6 +2,8 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { EMBED_INCLUDES } from '../tasks/embed.js';
 import { TRUNCATION_MODES } from '../tasks/sequences.js';
+import { SCORE_METHODS } from '../tasks/variants.js';
+import { DEFAULT_TOP_K } from '../tasks/fill-mask.js';
 
 const Sequence = Type.String({ description: 'Protein sequence: the 20 standard amino acids plus X B U Z O, case-insensitive; <mask> and other special tokens allowed' });
 export const Truncation = Type.Union(TRUNCATION_MODES.map((m) => Type.Literal(m)), {
@@ -77,5 +79,30 @@ export function embedBody(maxBatchSize: number) {
   });
 }
 export type EmbedBody = Static<ReturnType<typeof embedBody>>;
+
+const TaskSequence = Type.String({ description: 'Protein sequence (see /predict)' });
+
+export const ScoreBody = Type.Object({
+  sequence: TaskSequence,
+  mutations: Type.Optional(Type.Array(Type.String(), { minItems: 1, maxItems: 10_000 })),
+  scan: Type.Optional(Type.Boolean()),
+  method: Type.Union(SCORE_METHODS.map((m) => Type.Literal(m)), { default: 'masked_marginal' }),
+  truncation: Truncation,
+  model: ModelPick,
+});
+export type ScoreBody = Static<typeof ScoreBody>;
+
+export function pllBody(maxBatchSize: number) {
+  return Type.Object({
+    sequences: Type.Array(TaskSequence, { minItems: 1, maxItems: maxBatchSize }),
+    truncation: Truncation,
+    per_position: Type.Optional(Type.Boolean({ description: 'also return log p(true residue | it masked) at each position' })),
+    model: ModelPick,
+  });
+}
+export type PllBody = Static<ReturnType<typeof pllBody>>;
+
+export const FillMaskBody = Type.Object({ sequence: TaskSequence, top_k: Type.Integer({ default: DEFAULT_TOP_K }), truncation: Truncation, model: ModelPick });
+export type FillMaskBody = Static<typeof FillMaskBody>;
 
 export const ErrorResponse = Type.Object({ detail: Type.String(), error: Type.String() });

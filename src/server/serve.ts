@@ -37,7 +37,7 @@ export function listenError(settings: Pick<Settings, 'host' | 'port'>, cause: un
 
 export async function serve(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const settings = loadSettings(env);
-  const { app, runtime, access } = await buildApp(settings, { version: pkg.version });
+  const { app, runtime, access, grpc } = await buildApp(settings, { version: pkg.version });
   // SIGHUP rereads API_KEYS_FILE; a bad file keeps the keys in force (one line says why).
   process.on('SIGHUP', () => {
     if (settings.apiKeysFile === undefined) return app.log.info('SIGHUP: no API_KEYS_FILE to reread');
@@ -52,6 +52,12 @@ export async function serve(env: NodeJS.ProcessEnv = process.env): Promise<void>
   } catch (err) {
     await app.close();
     throw listenError(settings, err); // printed as one line by the command line (cli/main.ts)
+  }
+  try {
+    await grpc?.listen(); // drained by app.close() (app.ts)
+  } catch (err) {
+    await app.close();
+    throw new Error(`cannot listen for gRPC on ${settings.host}:${settings.grpcPort}: ${err instanceof Error ? err.message : String(err)}; set GRPC_PORT to pick another`, { cause: err });
   }
 
   // The first SIGTERM/SIGINT drains; the drain may take SHUTDOWN_TIMEOUT_MS. Past it, every request

@@ -16,6 +16,8 @@ export interface Settings {
   modelName?: string;
   host: string;
   port: number;
+  /** The gRPC port (server/grpc/), on HOST; undefined: no gRPC server. 0 picks a free one. */
+  grpcPort?: number;
   logLevel: LogLevel;
   /** '*' for any origin, else the allowed origins (empty: no cross-origin access). */
   corsOrigins: '*' | string[];
@@ -110,6 +112,12 @@ export const SETTINGS_DOCS: readonly SettingDoc[] = [
   },
   { variable: 'HOST', default: '0.0.0.0', description: 'Address to listen on' },
   { variable: 'PORT', default: '8000', description: 'Port to listen on (0–65535; 0 picks a free one)' },
+  {
+    variable: 'GRPC_PORT',
+    default: 'unset',
+    description:
+      'Port of the gRPC API (`esm2.v1.Esm2`, `grpc.health.v1.Health`, server reflection; README, gRPC) on HOST, started and drained with the HTTP server, with the same API key, rate limit and request path. Unset or empty: no gRPC server; 0 picks a free one (logged)',
+  },
   { variable: 'LOG_LEVEL', default: 'info', description: `Log level: ${LOG_LEVELS.join(', ')}` },
   { variable: 'CORS_ORIGINS', default: '*', description: 'Allowed cross-origin origins: a comma list, or `*` for any; empty: none' },
   { variable: 'MAX_BATCH_SIZE', default: '64', description: 'Most sequences in one request' },
@@ -225,6 +233,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     ...optional(env.MODEL_NAME, 'modelName'),
     host,
     port: int('PORT', 0, 65535),
+    ...(env.GRPC_PORT === undefined || env.GRPC_PORT.trim() === '' ? {} : { grpcPort: readInteger('GRPC_PORT', env.GRPC_PORT, 0, 65535) }),
     logLevel: readChoice('LOG_LEVEL', read('LOG_LEVEL'), LOG_LEVELS),
     corsOrigins: readOrigins(read('CORS_ORIGINS')),
     maxBatchSize: int('MAX_BATCH_SIZE', 1),
@@ -332,6 +341,7 @@ export function settingsInForce(settings: Settings): Record<string, string | num
     MODEL_NAME: settings.modelName ?? null,
     HOST: settings.host,
     PORT: settings.port,
+    GRPC_PORT: settings.grpcPort ?? null,
     LOG_LEVEL: settings.logLevel,
     CORS_ORIGINS: settings.corsOrigins,
     MAX_BATCH_SIZE: settings.maxBatchSize,

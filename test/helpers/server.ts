@@ -19,6 +19,8 @@ export interface TestServer {
   /** The API key check (reload: what SIGHUP does). */
   access: ClientAccess;
   url: string;
+  /** The gRPC port, when GRPC_PORT was given. */
+  grpcPort?: number;
   close(): Promise<void>;
 }
 
@@ -27,8 +29,9 @@ export async function startTestServer(env: Record<string, string> = {}, opts: { 
   const cache = await mkdtemp(join(tmpdir(), 'esm2-server-'));
   process.env.ESM2_COMPILE_CACHE = cache;
   const settings = loadSettings({ MODEL_NAME: fixtureModelDir, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'silent', DEVICES: 'cpu', ...env });
-  const { app, runtime, routes, bodies, access } = await buildApp(settings, { version: 'test', logger: false, ...(opts.engine ? { engine: opts.engine } : {}) });
+  const { app, runtime, routes, bodies, access, grpc } = await buildApp(settings, { version: 'test', logger: false, ...(opts.engine ? { engine: opts.engine } : {}) });
   await app.listen({ host: settings.host, port: 0 });
+  const grpcPort = await grpc?.listen();
   await runtime.start();
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
@@ -39,6 +42,7 @@ export async function startTestServer(env: Record<string, string> = {}, opts: { 
     bodies,
     access,
     url: `http://127.0.0.1:${port}`,
+    ...(grpcPort === undefined ? {} : { grpcPort }),
     async close() {
       await app.close();
       await runtime.drain();

@@ -10,6 +10,7 @@ import { noReplica, notReady } from '../errors.js';
 import type { LoadedModel, ServingRuntime } from '../runtime.js';
 import type { Member } from '../members.js';
 import { requestSpan, traceAdmission, traceInference } from '../http-tracing.js';
+import type { RequestSpan } from '../tracing.js';
 import { clientOf } from '../access.js';
 
 /**
@@ -49,10 +50,51 @@ export function clientGone(request: FastifyRequest, reply: FastifyReply): AbortS
   return controller.signal;
 }
 
+/**
+ * One call as the inference sees it, whatever protocol carried it: HTTP (httpScope) or gRPC
+ * (server/grpc/esm2.ts). The request path is the same for both: ready model → validate and encode
+ * → cost → admit → InferenceRequest.
+ */
+export interface CallScope {
+  /** Aborts when the client leaves before its answer (a closed connection, a cancelled call). */
+  signal: AbortSignal;
+  /** Runs `fn` once the call is over: answered, failed or abandoned. */
+  onEnd(fn: () => void): void;
+  /** The client's own deadline in milliseconds from now (a gRPC deadline); the tighter of it and REQUEST_TIMEOUT_MS applies. */
+  deadlineMs?: number;
+  /** The request's queue and inference times, once run (HTTP: the x-queue-time and x-inference-time headers). */
+  timing?(queueMs: number, inferenceMs: number): void;
+  /** The caller's tier (server/clients.ts: its API key's; 1 without keys): the scheduler's priority. */
+  tier: number;
+  /** The request's trace span when tracing is on (server/tracing.ts), and the HTTP reply its serialization is timed on. */
+  span?: RequestSpan;
+  reply?: FastifyReply;
+}
+
+/** An HTTP request's scope: the client leaves when its connection closes before the reply has been sent. */
+export function httpScope(request: FastifyRequest, reply: FastifyReply): CallScope {
+  return {
+    signal: clientGone(request, reply),
+    onEnd: (fn) => void reply.raw.once('close', fn),
+    timing: (queueMs, inferenceMs) => {
+      void reply.header('x-queue-time', queueMs.toFixed(1));
+      void reply.header('x-inference-time', inferenceMs.toFixed(1));
+    },
+    tier: clientOf(request).tier,
+    span: requestSpan(request),
+    reply,
+  };
+}
+
+/** REQUEST_TIMEOUT_MS, or the client's deadline where it is sooner. */
+export function callTimeoutMs(runtime: ServingRuntime, scope: CallScope): number {
+  return scope.deadlineMs === undefined ? runtime.settings.requestTimeoutMs : Math.max(1, Math.min(runtime.settings.requestTimeoutMs, scope.deadlineMs));
+}
+
 /** The accepted request's inference, begun: cost checked and reserved; `run` it (or `end` it) once. */
 export interface AdmittedInference {
   request: InferenceRequest;
-  /** Runs the work as the request and sets the timing headers. */
+  /** Runs the work as the request and reports its timing (the HTTP headers). */
   run<T>(work: (request: InferenceRequest) => Promise<T>): Promise<T>;
 }
 
@@ -61,30 +103,33 @@ export interface AdmittedInference {
  * now) and starts its inference. The memory stays reserved until the reply is over.
  */
 export function admit(runtime: ServingRuntime, model: LoadedModel, request: FastifyRequest, reply: FastifyReply, cost: RequestCost): AdmittedInference {
-  const { settings } = runtime;
-  const span = requestSpan(request);
+  return admitCall(runtime, model, httpScope(request, reply), cost);
+}
+
+/** admit for any protocol's call (CallScope). */
+export function admitCall(runtime: ServingRuntime, model: LoadedModel, scope: CallScope, cost: RequestCost): AdmittedInference {
+  const { span, tier } = scope;
   const admittedFrom = performance.now();
   let release: () => void;
   try {
-    checkCost(cost, settings);
+    checkCost(cost, runtime.settings);
     release = model.resultMemory.reserve(cost.resultBytes);
   } catch (error) {
     traceAdmission(span, admittedFrom, cost.tokens, error);
     throw error;
   }
   traceAdmission(span, admittedFrom, cost.tokens);
-  reply.raw.once('close', release);
-  // The deadline by the measured rate is checked by the request: now when the rate is known, after its first part otherwise.
-  const { tier } = clientOf(request);
+  scope.onEnd(release);
   runtime.metrics.tierRequests.inc({ tier: String(tier) });
+  // The deadline by the measured rate is checked by the request: now when the rate is known, after its first part otherwise.
   const inference = startRequest(model.inference, {
-    signal: clientGone(request, reply),
-    timeoutMs: settings.requestTimeoutMs,
+    signal: scope.signal,
+    timeoutMs: callTimeoutMs(runtime, scope),
     tokens: cost.tokens,
     record: span?.recording === true,
     priority: tier,
   });
-  reply.raw.once('close', () => inference.end());
+  scope.onEnd(() => inference.end());
   return {
     request: inference,
     async run(work) {
@@ -92,14 +137,13 @@ export function admit(runtime: ServingRuntime, model: LoadedModel, request: Fast
       try {
         result = await inference.run(work);
       } catch (error) {
-        traceInference(span, inference, () => model.pool.replicaInfo(), reply, false);
+        traceInference(span, inference, () => model.pool.replicaInfo(), scope.reply, false);
         throw error;
       }
-      traceInference(span, inference, () => model.pool.replicaInfo(), reply, true);
+      traceInference(span, inference, () => model.pool.replicaInfo(), scope.reply, true);
       const { queueMs, inferenceMs } = inference.timing();
       runtime.metrics.tierQueueWait.observe({ tier: String(tier) }, queueMs / 1000);
-      void reply.header('x-queue-time', queueMs.toFixed(1));
-      void reply.header('x-inference-time', inferenceMs.toFixed(1));
+      scope.timing?.(queueMs, inferenceMs);
       return result;
     },
   };
@@ -131,7 +175,7 @@ export interface AdmittedEnsemble {
  * memory, response numbers), checked against the per-request limits and reserved from the one
  * result memory as a whole, so an ensemble never gets members × a request's allowance.
  */
-export function admitEnsemble(runtime: ServingRuntime, members: Member[], request: FastifyRequest, reply: FastifyReply, costs: RequestCost[]): AdmittedEnsemble {
+export function admitEnsemble(runtime: ServingRuntime, members: Member[], scope: CallScope, costs: RequestCost[]): AdmittedEnsemble {
   const { settings } = runtime;
   const total: RequestCost = {
     ...costs[0],
@@ -143,12 +187,11 @@ export function admitEnsemble(runtime: ServingRuntime, members: Member[], reques
   };
   checkCost(total, settings);
   const release = members[0].model.resultMemory.reserve(total.resultBytes);
-  reply.raw.once('close', release);
-  const signal = clientGone(request, reply);
-  const { tier } = clientOf(request);
-  runtime.metrics.tierRequests.inc({ tier: String(tier) });
-  const requests = members.map((m, i) => startRequest(m.model.inference, { signal, timeoutMs: settings.requestTimeoutMs, tokens: costs[i].tokens, priority: tier }));
-  reply.raw.once('close', () => requests.forEach((r) => r.end()));
+  scope.onEnd(release);
+  const timeoutMs = callTimeoutMs(runtime, scope);
+  runtime.metrics.tierRequests.inc({ tier: String(scope.tier) });
+  const requests = members.map((m, i) => startRequest(m.model.inference, { signal: scope.signal, timeoutMs, tokens: costs[i].tokens, priority: scope.tier }));
+  scope.onEnd(() => requests.forEach((r) => r.end()));
   return {
     requests,
     async run(work, { headers = true } = {}) {
@@ -162,8 +205,7 @@ export function admitEnsemble(runtime: ServingRuntime, members: Member[], reques
       );
       if (headers) {
         const timings = requests.map((r) => r.timing());
-        void reply.header('x-queue-time', Math.max(...timings.map((t) => t.queueMs)).toFixed(1));
-        void reply.header('x-inference-time', Math.max(...timings.map((t) => t.inferenceMs)).toFixed(1));
+        scope.timing?.(Math.max(...timings.map((t) => t.queueMs)), Math.max(...timings.map((t) => t.inferenceMs)));
       }
       return results;
     },

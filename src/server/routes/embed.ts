@@ -3,13 +3,11 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { safetensorsStream } from '../../model/safetensors.js';
 import { JsonTensor, jsonStream } from '../streamed-body.js';
-import { encodeSequence } from '../../tasks/sequences.js';
-import { InputError } from '../../tasks/errors.js';
-import { embedJson, embedSafetensorsEntries, embedTensors, embedWant, NO_CONTACT_HEAD, resolveReprLayers, type EmbedSpec } from '../../tasks/embed.js';
+import { embedJson, embedSafetensorsEntries } from '../../tasks/embed.js';
 import { ErrorResponse, embedBody } from '../schemas.js';
 import type { ServingRuntime } from '../runtime.js';
-import { admit, readyMember } from './common.js';
-import { embedCost } from '../../tasks/cost.js';
+import { httpScope } from './common.js';
+import { embedCall } from '../calls.js';
 
 const SAFETENSORS = 'application/octet-stream';
 
@@ -33,24 +31,11 @@ export const embedRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRuntime }>
       },
     },
     async (request, reply) => {
-      const body = request.body;
-      const member = readyMember(runtime, body.model);
-      const { model } = member;
-      const { config, tokenizer } = model.checkpoint;
-      let layers: number[];
-      try {
-        layers = resolveReprLayers(body.repr_layers, config.numLayers);
-      } catch (err) {
-        throw new InputError('repr_layers', (err as Error).message);
-      }
-      const spec: EmbedSpec = { include: body.include, layers };
-      if (spec.include.includes('contacts') && !model.checkpoint.hasContactHead) throw new InputError('include', NO_CONTACT_HEAD);
-      const encoded = body.sequences.map((s, i) => encodeSequence(tokenizer, s, `sequences[${i}]`, model.lengthLimit, body.truncation));
-      const want = embedWant(spec);
       const safetensors = request.headers.accept?.includes(SAFETENSORS) === true;
-      const cost = embedCost(config, model.windowSize, encoded.map((e) => e.length), want, safetensors ? 'safetensors' : 'json');
-      const outcomes = await admit(runtime, model, request, reply, cost).run((inference) => inference.sequences(encoded.map((e) => ({ encoded: e })), want));
-      const tensors = outcomes.map((o, i) => embedTensors(o.result, spec, encoded[i].length, config.hiddenSize, config.vocabSize));
+      const answer = await embedCall(runtime, httpScope(request, reply), request.body, safetensors ? 'safetensors' : 'json');
+      const tensors = answer.results.map((r) => r.tensors);
+      const encoded = answer.results.map((r) => r.encoded);
+      const member = { name: answer.model };
       // Both forms go out streamed as the client reads (RESPONSE_WRITE_TIMEOUT_MS bounds one that does not).
       if (safetensors) {
         const body = safetensorsStream(tensors.flatMap((t, i) => embedSafetensorsEntries(i, t)), { model: member.name });

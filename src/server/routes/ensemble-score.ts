@@ -1,7 +1,6 @@
 // /v1/score (and /v1/score/stream) on an ensemble without a `model` pick: every member scores the
 // same variants at once, each on its own replicas, and the answer is their mean — ProteinGym's
 // convention for ESM-1v's five checkpoints — with each member's own number beside it.
-import type { FastifyReply, FastifyRequest } from 'fastify';
 import { InputError } from '../../tasks/errors.js';
 import { encodeSequence, type EncodedSequence, type Truncation } from '../../tasks/sequences.js';
 import { scoreCost } from '../../tasks/cost.js';
@@ -9,7 +8,7 @@ import { scanMutations, scoreParsedMutations } from '../../tasks/score.js';
 import { parseMutations, residueLetters, type DeepMutationalScan, type ScoreMethod } from '../../tasks/variants.js';
 import { mean, type Member } from '../members.js';
 import type { ServingRuntime } from '../runtime.js';
-import { admitEnsemble, readyMembers, scoreContext, type AdmittedEnsemble } from './common.js';
+import { admitEnsemble, readyMembers, scoreContext, type AdmittedEnsemble, type CallScope } from './common.js';
 
 export interface EnsembleScoreBody {
   sequence: string;
@@ -30,7 +29,7 @@ export interface EnsembleScoreRequest {
 export const positionsOf = (mutations: readonly string[], residues: number) => Math.min(residues, mutations.reduce((n, m) => n + m.split(':').length, 0));
 
 /** Validates and admits an ensemble score: every member's cost counted (common.ts admitEnsemble). */
-export function admitEnsembleScore(runtime: ServingRuntime, request: FastifyRequest, reply: FastifyReply, body: EnsembleScoreBody): EnsembleScoreRequest {
+export function admitEnsembleScore(runtime: ServingRuntime, scope: CallScope, body: EnsembleScoreBody): EnsembleScoreRequest {
   const members = readyMembers(runtime);
   if ((body.mutations === undefined) === (body.scan !== true)) throw new InputError('mutations', 'give either "mutations" or "scan": true');
   // Members share family, vocabulary and length limit (checked at start), so these encodings agree.
@@ -39,7 +38,7 @@ export function admitEnsembleScore(runtime: ServingRuntime, request: FastifyRequ
   const answers = body.scan ? L * 20 : body.mutations!.length;
   const positions = body.scan ? L : positionsOf(body.mutations!, L);
   const costs = members.map((m) => scoreCost(m.model.checkpoint.config, m.model.windowSize, L, body.method, positions, answers));
-  return { members, encoded, admitted: admitEnsemble(runtime, members, request, reply, costs) };
+  return { members, encoded, admitted: admitEnsemble(runtime, members, scope, costs) };
 }
 
 /** The listed mutations scored by every member: `score` the mean, `member_scores` in `members` order. */

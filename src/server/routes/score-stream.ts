@@ -16,7 +16,7 @@ import { toApiError } from '../errors.js';
 import { ErrorResponse, Truncation } from '../schemas.js';
 import type { ServingRuntime } from '../runtime.js';
 import { scoreCost } from '../../tasks/cost.js';
-import { admit, readyMember, scoreContext } from './common.js';
+import { admit, httpScope, readyMember, scoreContext } from './common.js';
 import { ModelPick } from '../schemas.js';
 import { admitEnsembleScore, ensembleScan } from './ensemble-score.js';
 
@@ -52,7 +52,7 @@ export const scoreStreamRoutes: FastifyPluginAsyncTypebox<{ runtime: ServingRunt
       const body = request.body;
       const scanAll = runtime.ensemble && body.model === undefined;
       // An ensemble without a pick scans with every member (ensemble-score.ts), its cost theirs together.
-      const ensemble = scanAll ? admitEnsembleScore(runtime, request, reply, { ...body, scan: true }) : undefined;
+      const ensemble = scanAll ? admitEnsembleScore(runtime, httpScope(request, reply), { ...body, scan: true }) : undefined;
       const member = scanAll ? undefined : readyMember(runtime, body.model);
       const model = member?.model;
       const encoded = ensemble ? ensemble.encoded[0] : encodeSequence(model!.checkpoint.tokenizer, body.sequence, 'sequence', model!.lengthLimit, body.truncation);
