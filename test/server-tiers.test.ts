@@ -12,6 +12,8 @@ import { startCliServer, sleep } from './helpers/cli-server.js';
 import { fixtureModelDir } from './helpers/paths.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 import { tempDir } from './helpers/temp-dir.js';
+import { status } from '@grpc/grpc-js';
+import { grpcClient } from '../bench/grpc-client.js';
 
 const A = 'key-a-0123456789abcdef';
 const B = 'key-b-0123456789abcdef';
@@ -137,4 +139,25 @@ test('SIGHUP to the real server rereads API_KEYS_FILE', { timeout: 60_000 }, asy
   assert.equal(await status(C), 200, 'still in force');
   server.child.kill('SIGTERM');
   await server.exited;
+});
+
+test('gRPC calls use the same keys file: a listed key with its tier works, a wrong one is UNAUTHENTICATED, then throttled per address', async (t) => {
+  const file = await keysFile(t, `keys:\n  - name: lab\n    key: "${A}"\n    tier: 2\n`);
+  const server = await startTestServer({ API_KEYS_FILE: file, GRPC_PORT: '0', AUTH_FAILURES_PER_MINUTE: '3' });
+  t.after(() => server.close());
+  const address = `127.0.0.1:${server.grpcPort}`;
+  const good = grpcClient(address, { apiKey: A });
+  const bad = grpcClient(address, { apiKey: 'not-a-key-0123456789' });
+  t.after(() => {
+    good.close();
+    bad.close();
+  });
+  const before = (await (await fetch(`${server.url}/metrics`)).text()).match(/^esm2_tier_requests_total\{tier="2"\} (\d+)/m)?.[1] ?? '0';
+  const answer = await good.unary('Embed', { sequences: ['MKTAYIAKQR'], include: ['mean'] });
+  assert.equal((answer.results as unknown[]).length, 1);
+  const after = (await (await fetch(`${server.url}/metrics`)).text()).match(/^esm2_tier_requests_total\{tier="2"\} (\d+)/m)?.[1];
+  assert.equal(Number(after), Number(before) + 1, 'the call ran as tier 2');
+  const codes: number[] = [];
+  for (let i = 0; i < 5; i++) codes.push(await bad.unary('Embed', { sequences: ['MKTAYIAKQR'] }).then(() => -1, (err: { code: number }) => err.code));
+  assert.deepEqual(codes, [status.UNAUTHENTICATED, status.UNAUTHENTICATED, status.UNAUTHENTICATED, status.RESOURCE_EXHAUSTED, status.RESOURCE_EXHAUSTED]);
 });

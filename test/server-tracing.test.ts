@@ -1,5 +1,5 @@
 // Tracing: an OTLP/HTTP receiver on loopback gets one batched request's span tree, under the
-// caller's traceparent; without the OTEL_* variables nothing is sent and no header is added.
+// caller's traceparent (HTTP header or gRPC metadata); without the OTEL_* variables nothing is sent and no header is added.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
@@ -7,6 +7,9 @@ import { gunzipSync } from 'node:zlib';
 import { AlwaysOffSampler, AlwaysOnSampler, ParentBasedSampler, TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace';
 import { samplerFromEnv, tracingWanted } from '../src/server/tracing.js';
 import { postJson, startTestServer } from './helpers/server.js';
+import type { EventEmitter } from 'node:events';
+import { Metadata } from '@grpc/grpc-js';
+import { grpcClient } from '../bench/grpc-client.js';
 
 interface OtlpValue {
   stringValue?: string;
@@ -170,4 +173,49 @@ test('tracing: which variables turn it on, and OTEL_TRACES_SAMPLER', () => {
   assert.ok(ratio instanceof TraceIdRatioBasedSampler);
   assert.match(ratio.toString(), /0\.25/);
   assert.ok(samplerFromEnv({ OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.5' }).toString().includes('0.5'));
+});
+
+test('tracing over gRPC: Embed under the caller traceparent metadata, the span named in the response metadata, children as over HTTP', async () => {
+  const sink = await receiver();
+  const saved = OTEL_VARS.map((k) => process.env[k]);
+  process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = sink.url;
+  process.env.OTEL_BSP_SCHEDULE_DELAY = '50';
+  const server = await startTestServer({ BATCH_QUEUE_MAX_WAIT_MS: '2', GRPC_PORT: '0' });
+  OTEL_VARS.forEach((k, i) => (saved[i] === undefined ? delete process.env[k] : (process.env[k] = saved[i])));
+  const client = grpcClient(`127.0.0.1:${server.grpcPort}`);
+  try {
+    const traceId = '0af7651916cd43dd8448eb211c80319c';
+    const callerSpan = 'b7ad6b7169203331';
+    const metadata = new Metadata();
+    metadata.set('traceparent', `00-${traceId}-${callerSpan}-01`);
+    const answered = new Promise<string>((resolve, reject) => {
+      const call = (client.esm2 as unknown as Record<string, (r: object, m: Metadata, cb: (err: Error | null) => void) => EventEmitter>).Embed.call(
+        client.esm2,
+        { sequences: ['MKTAYIAKQR', 'ACDE'], include: ['mean'] },
+        metadata,
+        (err) => (err ? reject(err) : undefined),
+      );
+      call.on('metadata', (md: Metadata) => resolve(String(md.get('traceparent')[0] ?? '')));
+    });
+    const header = await answered;
+    const [, headerTrace, headerSpan] = header.split('-');
+    assert.equal(headerTrace, traceId);
+    const spans = await until('the gRPC call spans', () => {
+      const all = sink.got.flatMap((g) => g.spans).filter((s) => s.traceId === traceId);
+      return all.some((s) => s.kind === 2) && all.some((s) => s.name === 'batch') ? all : undefined;
+    });
+    const root = spans.find((s) => s.kind === 2)!;
+    assert.equal(root.name, 'esm2.v1.Esm2/Embed');
+    assert.equal(root.spanId, headerSpan);
+    assert.equal(root.parentSpanId, callerSpan);
+    assert.equal(attr(root, 'rpc.system'), 'grpc');
+    const children = spans.filter((s) => s !== root);
+    for (const s of children) assert.equal(s.parentSpanId, root.spanId, `${s.name} is a child of the call span`);
+    for (const name of ['admission', 'queue wait', 'batch', 'replica run']) assert.ok(children.some((s) => s.name === name), name);
+    assert.equal(children.filter((s) => s.name === 'batch').reduce((n, b) => n + Number(attr(b, 'esm2.request.sequences')), 0), 2);
+  } finally {
+    client.close();
+    await server.close();
+    sink.server.close();
+  }
 });

@@ -93,7 +93,7 @@ export async function buildApp(
   installWriteTimeout(app, settings, metrics);
   const access = installAccessControl(app, settings, OPEN_ROUTES, metrics);
   // gRPC calls take the same path as HTTP requests; closing the app drains them as it drains HTTP.
-  const grpc = settings.grpcPort === undefined ? undefined : createGrpcServer(runtime, access, app.log);
+  const grpc = settings.grpcPort === undefined ? undefined : createGrpcServer(runtime, access, app.log, tracing);
   if (grpc) app.addHook('preClose', async () => grpc.close(settings.shutdownTimeoutMs));
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';

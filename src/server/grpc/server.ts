@@ -9,6 +9,7 @@ import { status } from '@grpc/grpc-js';
 import type { FastifyBaseLogger } from 'fastify';
 import type { ServingRuntime } from '../runtime.js';
 import type { ClientAccess } from '../clients.js';
+import type { Tracing } from '../tracing.js';
 import { esm2Service } from './esm2.js';
 
 /** proto/ at the package's root (dist/src/server/grpc → ../../../../proto). */
@@ -40,13 +41,14 @@ export interface GrpcServer {
   close(forceAfterMs?: number): Promise<void>;
 }
 
-export function createGrpcServer(runtime: ServingRuntime, access: ClientAccess, log: FastifyBaseLogger): GrpcServer {
+/** `tracing`: the server's (server/tracing.ts) when on: each call's span, under the caller's `traceparent` metadata. */
+export function createGrpcServer(runtime: ServingRuntime, access: ClientAccess, log: FastifyBaseLogger, tracing?: Tracing): GrpcServer {
   const { settings } = runtime;
   const definition = loadProtos();
   const root = loadPackageDefinition(definition);
   // Messages up to BODY_LIMIT_BYTES, as HTTP bodies; answers as large as they come (cost limits bound them).
   const server = new Server({ 'grpc.max_receive_message_length': settings.bodyLimitBytes, 'grpc.max_send_message_length': -1 });
-  server.addService(service(root, ESM2_SERVICE), esm2Service(runtime, access));
+  server.addService(service(root, ESM2_SERVICE), esm2Service(runtime, access, tracing));
 
   // Health: SERVING while the runtime is ready (the same as GET /ready's 200), NOT_SERVING otherwise.
   const serving = () => (runtime.state === 'ready' && !runtime.unavailableReason() ? 'SERVING' : 'NOT_SERVING');
