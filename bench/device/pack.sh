@@ -24,7 +24,7 @@ major=$("$node_bin" -p 'process.versions.node.split(".")[0]')
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/app"
-cp -r dist bin package.json package-lock.json "$stage/app/"
+cp -r dist bin proto package.json package-lock.json "$stage/app/"
 # Production dependencies only, from the lock file; no install scripts (onnxruntime-node's native
 # library is in its package), then only the linux-x64 binaries of onnxruntime-node.
 (cd "$stage/app" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
