@@ -5,7 +5,7 @@
 // base HPA needs nothing but the CPU metric, the queue-autoscaling component's metric is one it
 // exports and its prometheus-adapter rule serves exactly that, one scrape path (the ServiceMonitor),
 // the drain fits the grace period, the Ingress and PodDisruptionBudget are sane.
-import { after, before, test } from 'node:test';
+import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -15,7 +15,6 @@ import { Command } from 'commander';
 import { parse as parseYamlText } from 'yaml';
 import { registerEmbed } from '../src/cli/embed.js';
 import { SETTINGS_DOCS, loadSettings } from '../src/server/settings.js';
-import { Metrics } from '../src/server/metrics.js';
 import { parseShardSpec, selectShard } from '../src/tasks/embed-file.js';
 import {
   describe,
@@ -305,15 +304,21 @@ function adapterRules(objects: readonly K8sObject[]): K8sObject[] {
   return config.rules;
 }
 
+/** Renders `resource` (a path under k8s/) with `components` in a kustomization of its own, as a user's overlay would. */
+async function renderWith(t: TestContext, resource: string, components: string[]): Promise<K8sObject[]> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'esm2-kustomize-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const rel = (p: string) => path.relative(dir, path.join(K8S, p));
+  const lines = ['apiVersion: kustomize.config.k8s.io/v1beta1', 'kind: Kustomization', 'resources:', `  - ${rel(resource)}`, 'components:', ...components.map((c) => `  - ${rel(c)}`), ''];
+  await writeFile(path.join(dir, 'kustomization.yaml'), lines.join('\n'));
+  return kustomize((kubectl as { path: string }).path, dir);
+}
+
 test('component queue-autoscaling (in the gpu overlay): the queue-depth Pods metric, the adapter rule that serves it, and the scrape', { skip: noKubectl }, async (t) => {
   if (!('path' in kubectl)) return;
   const metrics = await exportedMetricNames();
   // On its own over the base, and as the gpu overlay has it.
-  const dir = await mkdtemp(path.join(tmpdir(), 'esm2-kustomize-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  const rel = (p: string) => path.relative(dir, path.join(K8S, p));
-  await writeFile(path.join(dir, 'kustomization.yaml'), ['apiVersion: kustomize.config.k8s.io/v1beta1', 'kind: Kustomization', 'resources:', `  - ${rel('base')}`, 'components:', `  - ${rel('components/queue-autoscaling')}`, ''].join('\n'));
-  for (const [where, objects] of [['base + queue-autoscaling', await kustomize(kubectl.path, dir)], ['gpu', await render('gpu')]] as const) {
+  for (const [where, objects] of [['base + queue-autoscaling', await renderWith(t, 'base', ['components/queue-autoscaling'])], ['gpu', await render('gpu')]] as const) {
     assert.deepEqual(await validateObjects(objects), [], where);
     const settings = loadSettings(only(objects, 'ConfigMap', 'esm2-config').data);
     const hpa = checkHpa(where, objects);
@@ -384,14 +389,7 @@ test('overlays: images, devices, GPUs and replicas', { skip: noKubectl }, async 
 
 test('component servicemonitor: a Prometheus-operator ServiceMonitor scraping the Service\'s /metrics', { skip: noKubectl }, async (t) => {
   if (!('path' in kubectl)) return;
-  const dir = await mkdtemp(path.join(tmpdir(), 'esm2-kustomize-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  const rel = (p: string) => path.relative(dir, path.join(K8S, p));
-  await writeFile(
-    path.join(dir, 'kustomization.yaml'),
-    ['apiVersion: kustomize.config.k8s.io/v1beta1', 'kind: Kustomization', 'resources:', `  - ${rel('overlays/cpu')}`, 'components:', `  - ${rel('components/servicemonitor')}`, ''].join('\n'),
-  );
-  const objects = await kustomize(kubectl.path, dir);
+  const objects = await renderWith(t, 'overlays/cpu', ['components/servicemonitor']);
   assert.deepEqual(await validateObjects(objects), []);
   const monitor = only(objects, 'ServiceMonitor');
   const service = only(objects, 'Service');
@@ -502,21 +500,14 @@ test('the validation finds what the API server would refuse', async () => {
 
 test('component alerts: a PrometheusRule on the service\'s own metrics — valid, in the Service\'s namespace, every series one the server exports', { skip: noKubectl }, async (t) => {
   if (!('path' in kubectl)) return;
-  const dir = await mkdtemp(path.join(tmpdir(), 'esm2-kustomize-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  const rel = (p: string) => path.relative(dir, path.join(K8S, p));
-  await writeFile(
-    path.join(dir, 'kustomization.yaml'),
-    ['apiVersion: kustomize.config.k8s.io/v1beta1', 'kind: Kustomization', 'resources:', `  - ${rel('overlays/cpu')}`, 'components:', `  - ${rel('components/servicemonitor')}`, `  - ${rel('components/alerts')}`, ''].join('\n'),
-  );
-  const objects = await kustomize(kubectl.path, dir);
+  const objects = await renderWith(t, 'overlays/cpu', ['components/servicemonitor', 'components/alerts']);
   assert.deepEqual(await validateObjects(objects), []);
   const rule = only(objects, 'PrometheusRule');
   assert.equal(rule.metadata.namespace, only(objects, 'Service').metadata.namespace);
   const rules = (rule.spec.groups as K8sObject[]).flatMap((g) => g.rules as K8sObject[]);
   assert.deepEqual(rules.map((r) => r.alert), ['Esm2AllReplicasDown', 'Esm2ReplicaDown', 'Esm2ReplicaRestarting', 'Esm2QueueNearLimit', 'Esm2LatencyP99High', 'Esm2High5xxRate', 'Esm2DemoModelServing']);
   // Every series a rule reads is one the server registers (a renamed metric would silence an alert).
-  const exported = new Set((await new Metrics().registry.getMetricsAsJSON()).map((m) => m.name));
+  const exported = await exportedMetricNames();
   for (const r of rules) {
     assert.ok(['warning', 'critical'].includes(r.labels.severity), `${r.alert}: severity`);
     assert.ok(r.annotations.summary && r.annotations.description, `${r.alert}: summary and description`);
