@@ -4,7 +4,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { STANDARD_AMINO_ACIDS, ESM2_VOCAB } from '../src/model/tokenizer.js';
-import { fixtureModelDirOf, goldenCases, goldenTensor, relativeError, type GoldenCase } from './helpers/golden.js';
+import { assertFillMaskSoftmax, fixtureModelDirOf, goldenCases, goldenTensor, relativeError, type GoldenCase } from './helpers/golden.js';
 import { startTestServer, postJson, type TestServer } from './helpers/server.js';
 import { copyFixture } from './helpers/fixture-copy.js';
 
@@ -112,15 +112,7 @@ test('fill-mask gives the softmax of fair-esm logits at each <mask>', async () =
   const logits = await golden(c, 'logits');
   const predictions = json.predictions as { position: number; tokens: { token: string; probability: number }[] }[];
   assert.deepEqual(predictions.map((p) => p.position), [7, 16]);
-  for (const p of predictions) {
-    const row = logits.subarray(p.position * V, (p.position + 1) * V);
-    const max = Math.max(...row);
-    const z = row.reduce((s, x) => s + Math.exp(x - max), 0);
-    for (const t of p.tokens) {
-      const expected = Math.exp(row[ESM2_VOCAB.indexOf(t.token)] - max) / z;
-      assert.ok(Math.abs(t.probability - expected) <= 1e-5, `position ${p.position} ${t.token}: ${t.probability} vs ${expected}`);
-    }
-  }
+  assertFillMaskSoftmax(predictions, logits, ESM2_VOCAB);
 });
 
 test('the 1022-residue limit is hard: 1022 run whole, 1023 is a 422 naming it, "truncate" cuts to 1022, "window" runs windows of 1022', async () => {

@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { STANDARD_AMINO_ACIDS } from '../src/model/tokenizer.js';
 import { SafetensorsFile } from '../src/model/safetensors.js';
 import { parseCsv } from '../src/tasks/csv.js';
-import { fixtureModelDirOf, goldenCases, goldenTensor, relativeError, type GoldenCase } from './helpers/golden.js';
+import { assertFillMaskSoftmax, fixtureModelDirOf, goldenCases, goldenTensor, relativeError, type GoldenCase } from './helpers/golden.js';
 import { startTestServer, postJson, type TestServer } from './helpers/server.js';
 import { repoRoot } from './helpers/paths.js';
 import { tempDir } from './helpers/temp-dir.js';
@@ -129,12 +129,7 @@ test('fill-mask is the softmax over all 64 logits at each <mask>; contacts are a
   const logits = await golden(c, 'logits');
   const predictions = json.predictions as { position: number; tokens: { token: string; probability: number }[] }[];
   assert.deepEqual(predictions.map((p) => p.position), [7, 16]);
-  for (const p of predictions) {
-    const row = logits.subarray(p.position * V, (p.position + 1) * V);
-    const max = Math.max(...row);
-    const z = row.reduce((s, x) => s + Math.exp(x - max), 0);
-    for (const t of p.tokens) assert.ok(Math.abs(t.probability - Math.exp(row[vocab.indexOf(t.token)] - max) / z) <= 1e-5, `${p.position} ${t.token}`);
-  }
+  assertFillMaskSoftmax(predictions, logits, vocab);
   const refused = await postJson(`${server.url}/v1/embed`, { sequences: ['MKTV'], include: ['mean', 'contacts'] });
   assert.equal(refused.status, 422);
   assert.match(String(refused.json.detail), /^include: "contacts": this checkpoint has no contact head.*ESM C/);

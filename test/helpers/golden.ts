@@ -1,5 +1,6 @@
 // The golden fixtures: random-weight checkpoints (ESM-2, ESM-1b) plus fair-esm's outputs on them.
 // Every helper takes the fixture's name, ESM-2's by default.
+import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { goldenDirOf, type GoldenFixture } from './paths.js';
@@ -33,3 +34,26 @@ export async function goldenTensor(caseId: string, quantity: string, fixture: Go
 
 /** ‖actual − expected‖ / ‖expected‖, the fixture's tolerance measure: the one `esm2 compare` reports. */
 export { relativeError } from '../../src/tasks/precision-compare.js';
+
+/** One fill-mask answer: a masked position (its token row in the logits) and tokens with probabilities. */
+export interface FillMaskPrediction {
+  position: number;
+  tokens: { token: string; probability: number }[];
+}
+
+/**
+ * Each prediction's probabilities are the softmax over the whole row of the reference `logits`
+ * (token rows × `vocab.length`) at its position, to 1e-5; `vocab`: the id order (placeholders included).
+ */
+export function assertFillMaskSoftmax(predictions: readonly FillMaskPrediction[], logits: Float32Array, vocab: readonly string[]): void {
+  const V = vocab.length;
+  for (const p of predictions) {
+    const row = logits.subarray(p.position * V, (p.position + 1) * V);
+    const max = Math.max(...row);
+    const z = row.reduce((sum, x) => sum + Math.exp(x - max), 0);
+    for (const t of p.tokens) {
+      const expected = Math.exp(row[vocab.indexOf(t.token)] - max) / z;
+      assert.ok(Math.abs(t.probability - expected) <= 1e-5, `position ${p.position} ${t.token}: ${t.probability} vs ${expected}`);
+    }
+  }
+}
