@@ -20,9 +20,10 @@ import { embedRoutes } from './routes/embed.js';
 import { taskRoutes } from './routes/tasks.js';
 import { scoreStreamRoutes } from './routes/score-stream.js';
 import { UI_ROUTES, uiRoutes } from './routes/ui.js';
-import { startTracing, type Tracing } from './tracing.js';
+import type { Tracing } from './tracing.js';
+import { tracingWanted } from './tracing-env.js';
 import { installHttpTracing } from './http-tracing.js';
-import { createGrpcServer, type GrpcServer } from './grpc/server.js';
+import type { GrpcServer } from './grpc/server.js';
 
 /** Routes reached without the API key: probes, scrapers, and the web page's assets (which hold no data). */
 const OPEN_ROUTES = new Set<string>(['/health', '/ready', '/v1/health/live', '/v1/health/ready', '/metrics', ...UI_ROUTES]);
@@ -68,7 +69,8 @@ export async function buildApp(
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   // OpenTelemetry, when the OTEL_* variables ask for it (server/tracing.ts; `tracing`: given, or null: off): first, so that the server span covers every other hook.
-  const tracing = opts.tracing === undefined ? startTracing(opts.version) : (opts.tracing ?? undefined);
+  // The SDK and gRPC (≈28 and ≈40 MiB resident) are loaded only when asked for.
+  const tracing = opts.tracing === undefined ? (tracingWanted() ? (await import('./tracing.js')).startTracing(opts.version) : undefined) : (opts.tracing ?? undefined);
   if (tracing) installHttpTracing(app, tracing);
 
   const routes: App['routes'] = [];
@@ -93,7 +95,7 @@ export async function buildApp(
   installWriteTimeout(app, settings, metrics);
   const access = installAccessControl(app, settings, OPEN_ROUTES, metrics);
   // gRPC calls take the same path as HTTP requests; closing the app drains them as it drains HTTP.
-  const grpc = settings.grpcPort === undefined ? undefined : createGrpcServer(runtime, access, app.log, tracing);
+  const grpc = settings.grpcPort === undefined ? undefined : (await import('./grpc/server.js')).createGrpcServer(runtime, access, app.log, tracing);
   if (grpc) app.addHook('preClose', async () => grpc.close(settings.shutdownTimeoutMs));
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';

@@ -13,16 +13,11 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import { AlwaysOffSampler, AlwaysOnSampler, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, TracerProvider, type Sampler } from '@opentelemetry/sdk-trace';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
+import { tracingWanted } from './tracing-env.js';
+
+export { tracingWanted };
 
 export const DEFAULT_SERVICE_NAME = 'esm2-serve';
-
-/** Whether the environment turns tracing on (see the file's head). */
-export function tracingWanted(env: NodeJS.ProcessEnv = process.env): boolean {
-  const set = (name: string) => (env[name] ?? '').trim() !== '';
-  if (!set('OTEL_EXPORTER_OTLP_ENDPOINT') && !set('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT')) return false;
-  if (/^\s*true\s*$/i.test(env.OTEL_SDK_DISABLED ?? '')) return false;
-  return !/^\s*none\s*$/i.test(env.OTEL_TRACES_EXPORTER ?? '');
-}
 
 /**
  * OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG as the specification defines them (the v3 SDK no
