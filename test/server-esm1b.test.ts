@@ -5,7 +5,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { STANDARD_AMINO_ACIDS, ESM2_VOCAB } from '../src/model/tokenizer.js';
 import { assertFillMaskSoftmax, fixtureModelDirOf, goldenCases, goldenTensor, relativeError, type GoldenCase } from './helpers/golden.js';
-import { startTestServer, postJson, type TestServer } from './helpers/server.js';
+import { assertGoldenScores, startTestServer, postJson, type TestServer } from './helpers/server.js';
 import { copyFixture } from './helpers/fixture-copy.js';
 
 const FIXTURE = 'esm1b_tiny';
@@ -63,19 +63,7 @@ test('embeddings, logits and contacts match fair-esm, one case at a time and all
   for (const [i, result] of (json.results as Record<string, unknown>[]).entries()) await checkEmbedding(cases[i], result);
 });
 
-test('variant scores match fair-esm for both methods (≤ 1e-3)', async () => {
-  for (const c of cases.filter((x) => x.variant_scores)) {
-    for (const method of ['masked_marginal', 'wt_marginal'] as const) {
-      const { status, json } = await postJson(`${server.url}/v1/score`, { sequence: c.sequence, mutations: c.variant_scores!.map((v) => v.mutation), method });
-      assert.equal(status, 200, JSON.stringify(json));
-      const scores = json.scores as { mutation: string; score: number }[];
-      c.variant_scores!.forEach((v, i) => {
-        assert.equal(scores[i].mutation, v.mutation);
-        assert.ok(Math.abs(scores[i].score - v[method]) <= 1e-3, `${c.id} ${v.mutation} ${method}: ${scores[i].score} vs ${v[method]}`);
-      });
-    }
-  }
-});
+test('variant scores match fair-esm for both methods (≤ 1e-3)', () => assertGoldenScores(server.url, cases));
 
 test('the deep mutational scan of the 300-residue case equals fair-esm masked marginals (≤ 1e-3)', async () => {
   const c = byId('long_random');

@@ -12,7 +12,7 @@ import { STANDARD_AMINO_ACIDS } from '../src/model/tokenizer.js';
 import { SafetensorsFile } from '../src/model/safetensors.js';
 import { parseCsv } from '../src/tasks/csv.js';
 import { assertFillMaskSoftmax, fixtureModelDirOf, goldenCases, goldenTensor, relativeError, type GoldenCase } from './helpers/golden.js';
-import { startTestServer, postJson, type TestServer } from './helpers/server.js';
+import { assertGoldenScores, startTestServer, postJson, type TestServer } from './helpers/server.js';
 import { repoRoot } from './helpers/paths.js';
 import { tempDir } from './helpers/temp-dir.js';
 
@@ -89,13 +89,7 @@ test('embeddings (layers 0, 1, 2) and all 64 logits match ESM C, one case at a t
 });
 
 test('variant scores (both methods), the scan and PLL match ESM C (≤ 1e-3 absolute)', async () => {
-  for (const c of cases.filter((x) => x.variant_scores)) {
-    for (const method of ['masked_marginal', 'wt_marginal'] as const) {
-      const { status, json } = await postJson(`${server.url}/v1/score`, { sequence: c.sequence, mutations: c.variant_scores!.map((v) => v.mutation), method });
-      assert.equal(status, 200, JSON.stringify(json));
-      (json.scores as { score: number }[]).forEach((s, i) => assert.ok(Math.abs(s.score - c.variant_scores![i][method]) <= 1e-3, `${c.id} ${c.variant_scores![i].mutation} ${method}: ${s.score}`));
-    }
-  }
+  await assertGoldenScores(server.url, cases);
   const c = byId('lysozyme_frag');
   const L = c.num_tokens - 2;
   const { status, json } = await postJson(`${server.url}/v1/score`, { sequence: c.sequence, scan: true });

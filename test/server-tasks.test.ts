@@ -3,7 +3,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { STANDARD_AMINO_ACIDS, ESM2_VOCAB } from '../src/model/tokenizer.js';
 import { assertFillMaskSoftmax, goldenCases, goldenTensor, type GoldenCase } from './helpers/golden.js';
-import { startTestServer, postJson, type TestServer } from './helpers/server.js';
+import { assertGoldenScores, startTestServer, postJson, type TestServer } from './helpers/server.js';
 
 let server: TestServer;
 let cases: GoldenCase[];
@@ -16,20 +16,7 @@ after(() => server.close());
 const byId = (id: string) => cases.find((c) => c.id === id)!;
 const residuesProcessed = async () => Number(/^esm2_residues_total (\S+)/m.exec(await (await fetch(`${server.url}/metrics`)).text())?.[1] ?? NaN);
 
-test('variant scores match fair-esm for both methods (≤ 1e-3)', async () => {
-  for (const c of cases.filter((x) => x.variant_scores)) {
-    for (const method of ['masked_marginal', 'wt_marginal'] as const) {
-      const { status, json } = await postJson(`${server.url}/v1/score`, { sequence: c.sequence, mutations: c.variant_scores!.map((v) => v.mutation), method });
-      assert.equal(status, 200, JSON.stringify(json));
-      assert.equal(json.method, method);
-      const scores = json.scores as { mutation: string; score: number }[];
-      c.variant_scores!.forEach((v, i) => {
-        assert.equal(scores[i].mutation, v.mutation);
-        assert.ok(Math.abs(scores[i].score - v[method]) <= 1e-3, `${c.id} ${v.mutation} ${method}: ${scores[i].score} vs ${v[method]}`);
-      });
-    }
-  }
-});
+test('variant scores match fair-esm for both methods (≤ 1e-3)', () => assertGoldenScores(server.url, cases));
 
 test('scoring more mutants of a cached protein runs no inference', async () => {
   const c = byId('seed_example');

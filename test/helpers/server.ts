@@ -1,4 +1,6 @@
 // A real esm2-serve on the golden checkpoint, listening on a random loopback port.
+import assert from 'node:assert/strict';
+import type { GoldenCase } from './golden.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,4 +56,20 @@ export async function startTestServer(env: Record<string, string> = {}, opts: { 
 export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; json: Record<string, unknown> }> {
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
   return { status: res.status, headers: res.headers, json: (await res.json()) as Record<string, unknown> };
+}
+
+/** POST /v1/score on every case that lists variants, both methods: each mutation's score within 1e-3 of the fixture's. */
+export async function assertGoldenScores(url: string, cases: readonly GoldenCase[], headers: Record<string, string> = {}): Promise<void> {
+  for (const c of cases.filter((x) => x.variant_scores)) {
+    for (const method of ['masked_marginal', 'wt_marginal'] as const) {
+      const { status, json } = await postJson(`${url}/v1/score`, { sequence: c.sequence, mutations: c.variant_scores!.map((v) => v.mutation), method }, headers);
+      assert.equal(status, 200, JSON.stringify(json));
+      assert.equal(json.method, method);
+      const scores = json.scores as { mutation: string; score: number }[];
+      c.variant_scores!.forEach((v, i) => {
+        assert.equal(scores[i].mutation, v.mutation);
+        assert.ok(Math.abs(scores[i].score - v[method]) <= 1e-3, `${c.id} ${v.mutation} ${method}: ${scores[i].score} vs ${v[method]}`);
+      });
+    }
+  }
 }
