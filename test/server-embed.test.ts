@@ -5,11 +5,10 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SafetensorsFile } from '../src/model/safetensors.js';
-import { goldenCases, goldenTensor, relativeError, type GoldenCase } from './helpers/golden.js';
+import { flat, checkRelative as check, goldenCases, goldenTensor, type GoldenCase } from './helpers/golden.js';
 import { startTestServer, postJson, type TestServer } from './helpers/server.js';
 import { tempDir } from './helpers/temp-dir.js';
 
-const TOLERANCE = 1e-5;
 const INCLUDE = ['mean', 'per_residue', 'logits', 'contacts'];
 let server: TestServer;
 let cases: GoldenCase[];
@@ -33,12 +32,6 @@ async function expected(c: GoldenCase, quantity: 'mean' | 'per_residue/2' | 'per
   }
 }
 
-const flat = (x: unknown): number[] => (Array.isArray(x) ? (x as unknown[]).flatMap(flat) : [x as number]);
-
-function check(label: string, actual: ArrayLike<number>, reference: Float32Array) {
-  const err = relativeError(actual, reference);
-  assert.ok(err <= TOLERANCE, `${label}: relative error ${err.toExponential(2)}`);
-}
 
 async function checkJson(c: GoldenCase, result: Record<string, unknown>) {
   const reps = result.representations as Record<string, Record<string, unknown>>;

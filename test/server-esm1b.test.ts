@@ -4,12 +4,11 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { STANDARD_AMINO_ACIDS, ESM2_VOCAB } from '../src/model/tokenizer.js';
-import { assertFillMaskSoftmax, fixtureModelDirOf, goldenCases, goldenTensor, relativeError, type GoldenCase } from './helpers/golden.js';
+import { flat, checkRelative as check, assertFillMaskSoftmax, fixtureModelDirOf, goldenCases, goldenTensor, type GoldenCase } from './helpers/golden.js';
 import { assertGoldenScores, startTestServer, postJson, type TestServer } from './helpers/server.js';
 import { copyFixture } from './helpers/fixture-copy.js';
 
 const FIXTURE = 'esm1b_tiny';
-const TOLERANCE = 1e-5;
 const V = ESM2_VOCAB.length;
 let server: TestServer;
 let cases: GoldenCase[];
@@ -22,14 +21,8 @@ before(async () => {
 after(() => server.close());
 
 const byId = (id: string) => cases.find((c) => c.id === id)!;
-const flat = (x: unknown): number[] => (Array.isArray(x) ? (x as unknown[]).flatMap(flat) : [x as number]);
 const golden = (c: GoldenCase, quantity: string) => goldenTensor(c.id, quantity, FIXTURE);
 const residueRows = (data: Float32Array, L: number, width: number) => data.subarray(width, (L + 1) * width);
-
-function check(label: string, actual: ArrayLike<number>, reference: Float32Array) {
-  const err = relativeError(actual, reference);
-  assert.ok(err <= TOLERANCE, `${label}: relative error ${err.toExponential(2)}`);
-}
 
 async function checkEmbedding(c: GoldenCase, result: Record<string, unknown>) {
   const L = c.num_tokens - 2;

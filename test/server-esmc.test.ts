@@ -11,13 +11,12 @@ import { promisify } from 'node:util';
 import { STANDARD_AMINO_ACIDS } from '../src/model/tokenizer.js';
 import { SafetensorsFile } from '../src/model/safetensors.js';
 import { parseCsv } from '../src/tasks/csv.js';
-import { assertFillMaskSoftmax, fixtureModelDirOf, goldenCases, goldenTensor, relativeError, type GoldenCase } from './helpers/golden.js';
+import { flat, checkRelative as check, assertFillMaskSoftmax, fixtureModelDirOf, goldenCases, goldenTensor, type GoldenCase } from './helpers/golden.js';
 import { assertGoldenScores, startTestServer, postJson, type TestServer } from './helpers/server.js';
 import { repoRoot } from './helpers/paths.js';
 import { tempDir } from './helpers/temp-dir.js';
 
 const FIXTURE = 'esmc_tiny';
-const TOLERANCE = 1e-5;
 const E = 64;
 const V = 64;
 let server: TestServer;
@@ -32,14 +31,8 @@ before(async () => {
 after(() => server.close());
 
 const byId = (id: string) => cases.find((c) => c.id === id)!;
-const flat = (x: unknown): number[] => (Array.isArray(x) ? (x as unknown[]).flatMap(flat) : [x as number]);
 const golden = (c: GoldenCase, quantity: string) => goldenTensor(c.id, quantity, FIXTURE);
 const rows = (data: Float32Array, width: number, from: number, to: number) => data.subarray(from * width, to * width);
-
-function check(label: string, actual: ArrayLike<number>, reference: Float32Array) {
-  const err = relativeError(actual, reference);
-  assert.ok(err <= TOLERANCE, `${label}: relative error ${err.toExponential(2)}`);
-}
 
 async function checkEmbedding(c: GoldenCase, result: Record<string, unknown>) {
   const L = c.num_tokens - 2;

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { credentials, loadPackageDefinition, status, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
-import { goldenCases, goldenTensor, relativeError, type GoldenCase } from './helpers/golden.js';
+import { flat, goldenCases, goldenTensor, relativeError, type GoldenCase } from './helpers/golden.js';
 import { startTestServer, postJson, type TestServer } from './helpers/server.js';
 import { repoRoot } from './helpers/paths.js';
 import { grpcClient, tensorFloats, type GrpcClient, type GrpcMessage } from '../bench/grpc-client.js';
@@ -35,7 +35,6 @@ after(async () => {
   await server.close();
 });
 
-const flat = (x: unknown): number[] => (Array.isArray(x) ? (x as unknown[]).flatMap(flat) : [x as number]);
 const rejection = async (p: Promise<unknown>) => {
   try {
     await p;

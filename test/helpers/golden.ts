@@ -33,7 +33,9 @@ export async function goldenTensor(caseId: string, quantity: string, fixture: Go
 }
 
 /** ‖actual − expected‖ / ‖expected‖, the fixture's tolerance measure: the one `esm2 compare` reports. */
-export { relativeError } from '../../src/tasks/precision-compare.js';
+import { relativeError } from '../../src/tasks/precision-compare.js';
+
+export { relativeError };
 
 /** One fill-mask answer: a masked position (its token row in the logits) and tokens with probabilities. */
 export interface FillMaskPrediction {
@@ -57,3 +59,15 @@ export function assertFillMaskSoftmax(predictions: readonly FillMaskPrediction[]
     }
   }
 }
+
+/** The fixture's float32 tolerance for tensors: ‖actual − reference‖ / ‖reference‖ (README.md beside the fixtures). */
+export const TENSOR_TOLERANCE = 1e-5;
+
+/** `actual` within `tolerance` relative error of `reference`, the error named in the message. */
+export function checkRelative(label: string, actual: ArrayLike<number>, reference: Float32Array, tolerance = TENSOR_TOLERANCE): void {
+  const err = relativeError(actual, reference);
+  assert.ok(err <= tolerance, `${label}: relative error ${err.toExponential(2)}`);
+}
+
+/** Nested JSON arrays of numbers, flattened in row-major order. */
+export const flat = (x: unknown): number[] => (Array.isArray(x) ? (x as unknown[]).flatMap(flat) : [x as number]);
